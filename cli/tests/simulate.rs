@@ -1,0 +1,138 @@
+//! System tests: the `connwatch` binary on scenarios, asserting on its JSON output.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn connwatch(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_connwatch")).args(args).output().expect("run connwatch");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).expect("utf-8 stdout"),
+        String::from_utf8(output.stderr).expect("utf-8 stderr"),
+    )
+}
+
+fn lines(stdout: &str) -> Vec<Value> {
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+}
+
+fn notifications<'a>(lines: &'a [Value], kind: &str, status: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "notification" && l["alert"]["kind"] == kind && l["alert"]["status"] == status)
+        .collect()
+}
+
+#[test]
+fn default_scenario_pages_exactly_what_the_issue_promises() {
+    let (code, stdout, stderr) = connwatch(&["simulate", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines = lines(&stdout);
+    assert!(lines.iter().all(|l| l["type"] == "notification" || l["type"] == "metric"));
+
+    let fired = notifications(&lines, "connection.unhealthy", "firing");
+    let resolved = notifications(&lines, "connection.unhealthy", "resolved");
+    assert_eq!((fired.len(), resolved.len()), (1, 1));
+    assert_eq!(fired[0]["topic"], "critical");
+    assert_eq!(fired[0]["alert"]["severity"], "critical");
+    assert_eq!(fired[0]["alert"]["dedup_key"], resolved[0]["alert"]["dedup_key"]);
+    assert_eq!(fired[0]["alert"]["resources"]["connection_name"], "bitbucket-prod");
+
+    let pending: Vec<_> = lines.iter().filter(|l| l["alert"]["kind"] == "connection.pending").collect();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["alert"]["severity"], "warning");
+    assert_eq!(pending[0]["topic"], "warning");
+    assert_eq!(pending[0]["alert"]["resources"]["provider"], "GitHub");
+
+    let deleted: Vec<_> = lines.iter().filter(|l| l["alert"]["kind"] == "connection.deleted").collect();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["alert"]["resources"]["connection_name"], "gitlab-legacy");
+
+    let notification_count = lines.iter().filter(|l| l["type"] == "notification").count();
+    assert_eq!(notification_count, 4, "nothing else is paged");
+
+    // One heartbeat per step, except the step whose listing was throttled.
+    let steps = 11;
+    let heartbeats = lines.iter().filter(|l| l["type"] == "metric" && l["name"] == "HealthCheckRuns").count();
+    let errors: Vec<_> = lines.iter().filter(|l| l["name"] == "HealthCheckErrors").collect();
+    assert_eq!(heartbeats + errors.len(), steps);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["dimensions"]["Reason"], "throttled");
+    let metric = lines.iter().find(|l| l["name"] == "Connections").unwrap();
+    assert_eq!(metric["unit"], "Count");
+    assert!(metric["dimensions"]["Status"].is_string() && metric["dimensions"]["Provider"].is_string());
+}
+
+#[test]
+fn every_alert_in_the_output_follows_schema_v1() {
+    let (_, stdout, _) = connwatch(&["simulate", "--format", "json"]);
+    for line in lines(&stdout).iter().filter(|l| l["type"] == "notification") {
+        let alert = &line["alert"];
+        assert_eq!(alert["schema"], "connwatch.alert/v1");
+        for field in [
+            "id",
+            "dedup_key",
+            "status",
+            "severity",
+            "kind",
+            "title",
+            "summary",
+            "cause",
+            "runbook",
+            "account",
+            "region",
+            "resources",
+            "affected_pipelines",
+            "occurred_at",
+            "first_seen_at",
+            "notification_count",
+            "source_event_id",
+            "links",
+        ] {
+            assert!(alert.get(field).is_some(), "{field} missing in {alert}");
+        }
+        assert!(line["subject"].as_str().unwrap().chars().count() <= 99);
+    }
+}
+
+#[test]
+fn text_output_is_a_readable_timeline() {
+    let (code, stdout, _) = connwatch(&["simulate"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("09:10     CRITICAL  FIRING    Connection bitbucket-prod is ERROR"), "{stdout}");
+    assert!(stdout.contains("RESOLVED  Connection bitbucket-prod is AVAILABLE again"));
+    assert!(stdout.contains("Notifications: 4 (critical 2, warning 2)"));
+    assert!(stdout.contains("HealthCheckRuns"));
+}
+
+#[test]
+fn a_custom_scenario_file_is_read_and_bad_ones_are_named() {
+    let dir = std::env::temp_dir().join(format!("connwatch-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        r#"name = "tiny"
+start = "2026-12-04T09:00:00Z"
+account = "123456789012"
+region = "us-east-1"
+connections = [{ name = "c1", provider = "AzureDevOps", status = "ERROR" }]
+[[steps]]
+at = "0m"
+"#,
+    )
+    .unwrap();
+    let (code, stdout, _) = connwatch(&["simulate", good.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, 0);
+    assert_eq!(notifications(&lines(&stdout), "connection.unhealthy", "firing").len(), 1);
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "name = 1").unwrap();
+    let (code, _, stderr) = connwatch(&["simulate", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    let (code, _, stderr) = connwatch(&["simulate", dir.join("missing.toml").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot read scenario"), "{stderr}");
+}

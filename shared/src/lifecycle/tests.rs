@@ -1,0 +1,307 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::adapters::memory::{ManualClock, MemoryStore, RecordingNotifier};
+use crate::domain::alert::{AlertKind, Resources};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap()
+}
+
+fn minutes(n: i64) -> DateTime<Utc> {
+    t0() + chrono::Duration::minutes(n)
+}
+
+fn draft(status: AlertStatus, severity: Severity) -> AlertDraft {
+    AlertDraft {
+        dedup_key: DedupKey::from_stored("connection/123456789012/eu-west-1/abc/unhealthy".to_owned()),
+        status,
+        severity,
+        kind: AlertKind::ConnectionUnhealthy,
+        title: "Connection bitbucket-prod is ERROR".to_owned(),
+        summary: "s".to_owned(),
+        cause: None,
+        account: "123456789012".to_owned(),
+        region: "eu-west-1".to_owned(),
+        resources: Resources::default(),
+        affected_pipelines: vec![],
+        occurred_at: t0(),
+        source_event_id: None,
+        links: vec![],
+    }
+}
+
+fn record(status: AlertStatus, notified: Option<AlertStatus>, last_notified_minute: Option<i64>) -> AlertRecord {
+    AlertRecord {
+        dedup_key: draft(status, Severity::Critical).dedup_key,
+        kind: AlertKind::ConnectionUnhealthy,
+        severity: Severity::Critical,
+        status,
+        first_seen_at: t0(),
+        last_seen_at: t0(),
+        notified_status: notified,
+        notified_severity: notified.map(|_| Severity::Critical),
+        last_notified_at: last_notified_minute.map(minutes),
+        notification_count: u32::from(notified.is_some()),
+        suppressed_count: 0,
+        resources: Resources::default(),
+        affected_pipelines: vec![],
+        version: 7,
+        expires_at: None,
+    }
+}
+
+/// The state machine, one row per situation: (name, stored record, report, now, expected).
+#[test]
+fn state_machine_table() {
+    use AlertStatus::{Firing, Resolved};
+    enum Want {
+        Notify { count: u32 },
+        Suppress(SuppressReason),
+    }
+    type Row = (&'static str, Option<AlertRecord>, AlertDraft, DateTime<Utc>, Want);
+    let policy = LifecyclePolicy::default(); // repeat after 4h
+    let rows: Vec<Row> = vec![
+        ("first firing", None, draft(Firing, Severity::Critical), t0(), Want::Notify { count: 1 }),
+        (
+            "duplicate",
+            Some(record(Firing, Some(Firing), Some(0))),
+            draft(Firing, Severity::Critical),
+            minutes(1),
+            Want::Suppress(SuppressReason::Duplicate),
+        ),
+        (
+            "repeat not due",
+            Some(record(Firing, Some(Firing), Some(0))),
+            draft(Firing, Severity::Critical),
+            minutes(239),
+            Want::Suppress(SuppressReason::Duplicate),
+        ),
+        (
+            "repeat due",
+            Some(record(Firing, Some(Firing), Some(0))),
+            draft(Firing, Severity::Critical),
+            minutes(240),
+            Want::Notify { count: 2 },
+        ),
+        (
+            "escalated severity",
+            Some(AlertRecord { notified_severity: Some(Severity::Warning), ..record(Firing, Some(Firing), Some(0)) }),
+            draft(Firing, Severity::Critical),
+            minutes(1),
+            Want::Notify { count: 2 },
+        ),
+        (
+            "lower severity is a duplicate",
+            Some(record(Firing, Some(Firing), Some(0))),
+            draft(Firing, Severity::Warning),
+            minutes(1),
+            Want::Suppress(SuppressReason::Duplicate),
+        ),
+        (
+            "firing again after resolution starts a new episode",
+            Some(record(Resolved, Some(Resolved), Some(0))),
+            draft(Firing, Severity::Critical),
+            minutes(5),
+            Want::Notify { count: 1 },
+        ),
+        (
+            "resolved after a page",
+            Some(record(Firing, Some(Firing), Some(0))),
+            draft(Resolved, Severity::Critical),
+            minutes(5),
+            Want::Notify { count: 2 },
+        ),
+        (
+            "resolved without a prior page",
+            Some(record(Firing, None, None)),
+            draft(Resolved, Severity::Critical),
+            minutes(5),
+            Want::Suppress(SuppressReason::NotNotified),
+        ),
+        (
+            "resolved with nothing firing",
+            None,
+            draft(Resolved, Severity::Critical),
+            minutes(5),
+            Want::Suppress(SuppressReason::NotFiring),
+        ),
+        (
+            "resolved twice",
+            Some(record(Resolved, Some(Resolved), Some(0))),
+            draft(Resolved, Severity::Critical),
+            minutes(5),
+            Want::Suppress(SuppressReason::NotFiring),
+        ),
+    ];
+    for (name, stored, report, now, want) in rows {
+        let decision = decide(stored.as_ref(), &report, now, &policy);
+        match (decision, want) {
+            (Decision::Notify { record }, Want::Notify { count }) => {
+                assert_eq!(record.notification_count, count, "{name}");
+                assert_eq!(record.notified_status, Some(report.status), "{name}");
+                assert_eq!(record.last_notified_at, Some(now), "{name}");
+                assert_eq!(record.version, stored.map_or(1, |r| r.version + 1), "{name}");
+            }
+            (Decision::Suppress { reason, .. }, Want::Suppress(expected)) => assert_eq!(reason, expected, "{name}"),
+            (decision, _) => panic!("{name}: unexpected {decision:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_new_episode_keeps_its_first_seen_time_across_repeats() {
+    let policy = LifecyclePolicy::default();
+    let Decision::Notify { record: first } =
+        decide(None, &draft(AlertStatus::Firing, Severity::Critical), t0(), &policy)
+    else {
+        panic!("first firing must notify");
+    };
+    let Decision::Notify { record: repeat } =
+        decide(Some(&first), &draft(AlertStatus::Firing, Severity::Critical), minutes(300), &policy)
+    else {
+        panic!("repeat must notify");
+    };
+    assert_eq!(repeat.first_seen_at, t0());
+    assert_eq!(repeat.notification_count, 2);
+}
+
+fn lifecycle<'a>(
+    store: &'a MemoryStore,
+    notifier: &'a RecordingNotifier,
+    clock: &'a ManualClock,
+) -> Lifecycle<&'a MemoryStore, &'a RecordingNotifier, &'a ManualClock> {
+    Lifecycle::new(store, notifier, clock, LifecyclePolicy::default())
+}
+
+#[tokio::test]
+async fn consecutive_identical_reports_notify_once() {
+    let (store, notifier, clock) = (MemoryStore::default(), RecordingNotifier::default(), ManualClock::new(t0()));
+    let lifecycle = lifecycle(&store, &notifier, &clock);
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        outcomes.push(lifecycle.process(draft(AlertStatus::Firing, Severity::Critical)).await.unwrap());
+        clock.advance(std::time::Duration::from_secs(60));
+    }
+    assert_eq!(notifier.published().len(), 1);
+    assert!(matches!(&outcomes[0], Outcome::Notified(alert) if alert.notification_count == 1));
+    assert!(outcomes[1..].iter().all(|o| matches!(o, Outcome::Suppressed { reason: SuppressReason::Duplicate, .. })));
+    let stored = store.alerts().into_values().next().unwrap();
+    assert_eq!(stored.suppressed_count, 4);
+}
+
+#[tokio::test]
+async fn notified_alert_carries_runbook_first_seen_and_a_fresh_id() {
+    let (store, notifier, clock) = (MemoryStore::default(), RecordingNotifier::default(), ManualClock::new(t0()));
+    let lifecycle = lifecycle(&store, &notifier, &clock);
+    let Outcome::Notified(first) = lifecycle.process(draft(AlertStatus::Firing, Severity::Critical)).await.unwrap()
+    else {
+        panic!("must notify");
+    };
+    clock.set(minutes(30));
+    let Outcome::Notified(resolved) =
+        lifecycle.process(draft(AlertStatus::Resolved, Severity::Critical)).await.unwrap()
+    else {
+        panic!("must notify the resolution");
+    };
+    assert_eq!(first.runbook, "docs/alerts.md#connection-unhealthy");
+    assert_eq!(resolved.first_seen_at, t0());
+    assert_eq!(resolved.notification_count, 2);
+    assert_eq!(resolved.dedup_key, first.dedup_key);
+    assert_ne!(resolved.id, first.id);
+    assert!(store.alerts().values().all(|r| r.expires_at.is_some()), "resolved records expire");
+}
+
+#[tokio::test]
+async fn failed_publish_is_rolled_back_so_the_retry_notifies() {
+    let (store, notifier, clock) = (MemoryStore::default(), RecordingNotifier::default(), ManualClock::new(t0()));
+    let lifecycle = lifecycle(&store, &notifier, &clock);
+    notifier.fail_next(1);
+    let error = lifecycle.process(draft(AlertStatus::Firing, Severity::Critical)).await.unwrap_err();
+    assert!(matches!(error, LifecycleError::Notify(_)));
+    assert!(store.alerts().is_empty(), "the claim was rolled back");
+    let retry = lifecycle.process(draft(AlertStatus::Firing, Severity::Critical)).await.unwrap();
+    assert!(matches!(retry, Outcome::Notified(_)));
+    assert_eq!(notifier.published().len(), 1);
+}
+
+#[tokio::test]
+async fn failed_resolution_publish_restores_the_firing_record() {
+    let (store, notifier, clock) = (MemoryStore::default(), RecordingNotifier::default(), ManualClock::new(t0()));
+    let lifecycle = lifecycle(&store, &notifier, &clock);
+    lifecycle.process(draft(AlertStatus::Firing, Severity::Critical)).await.unwrap();
+    notifier.fail_next(1);
+    assert!(lifecycle.process(draft(AlertStatus::Resolved, Severity::Critical)).await.is_err());
+    let stored = store.alerts().into_values().next().unwrap();
+    assert_eq!(stored.status, AlertStatus::Firing);
+    assert!(matches!(
+        lifecycle.process(draft(AlertStatus::Resolved, Severity::Critical)).await.unwrap(),
+        Outcome::Notified(_)
+    ));
+}
+
+/// A store that lets another "invocation" write between our read and our write, once.
+struct RacingStore<'a> {
+    inner: &'a MemoryStore,
+    other: &'a Lifecycle<&'a MemoryStore, &'a RecordingNotifier, &'a ManualClock>,
+    raced: AtomicBool,
+}
+
+impl AlertStore for RacingStore<'_> {
+    async fn get_alert(&self, key: &DedupKey) -> Result<Option<AlertRecord>, StoreError> {
+        let seen = self.inner.get_alert(key).await;
+        if !self.raced.swap(true, Ordering::SeqCst) {
+            // The concurrent invocation completes its whole decision after our read.
+            Box::pin(self.other.process(draft(AlertStatus::Firing, Severity::Critical))).await.unwrap();
+        }
+        seen
+    }
+    async fn put_alert(&self, record: &AlertRecord, expected_version: Option<u64>) -> Result<(), StoreError> {
+        self.inner.put_alert(record, expected_version).await
+    }
+    async fn delete_alert(&self, key: &DedupKey, expected_version: u64) -> Result<(), StoreError> {
+        self.inner.delete_alert(key, expected_version).await
+    }
+    async fn is_event_processed(&self, event_id: &str) -> Result<bool, StoreError> {
+        self.inner.is_event_processed(event_id).await
+    }
+    async fn mark_event_processed(&self, event_id: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.mark_event_processed(event_id, expires_at).await
+    }
+}
+
+#[tokio::test]
+async fn two_concurrent_runs_cannot_both_notify() {
+    let (store, notifier, clock) = (MemoryStore::default(), RecordingNotifier::default(), ManualClock::new(t0()));
+    let other = lifecycle(&store, &notifier, &clock);
+    let racing = RacingStore { inner: &store, other: &other, raced: AtomicBool::new(false) };
+    let ours = Lifecycle::new(&racing, &notifier, &clock, LifecyclePolicy::default());
+    let outcome = ours.process(draft(AlertStatus::Firing, Severity::Critical)).await.unwrap();
+    assert!(matches!(outcome, Outcome::Suppressed { reason: SuppressReason::Duplicate, .. }), "{outcome:?}");
+    assert_eq!(notifier.published().len(), 1, "only the winner published");
+}
+
+#[tokio::test]
+async fn redelivered_events_are_recognised() {
+    let (store, notifier, clock) = (MemoryStore::default(), RecordingNotifier::default(), ManualClock::new(t0()));
+    let lifecycle = lifecycle(&store, &notifier, &clock);
+    assert!(!lifecycle.is_redelivery("event-1").await.unwrap());
+    lifecycle.mark_processed("event-1").await.unwrap();
+    assert!(lifecycle.is_redelivery("event-1").await.unwrap());
+    assert!(!lifecycle.is_redelivery("event-2").await.unwrap());
+}
+
+#[tokio::test]
+async fn unrouted_severity_is_counted_as_suppressed() {
+    let (store, clock) = (MemoryStore::default(), ManualClock::new(t0()));
+    let notifier = RecordingNotifier::without_topics(vec![Severity::Info]);
+    let lifecycle = lifecycle(&store, &notifier, &clock);
+    let outcome = lifecycle.process(draft(AlertStatus::Firing, Severity::Info)).await.unwrap();
+    assert!(matches!(outcome, Outcome::Suppressed { reason: SuppressReason::NoTopic, .. }));
+    let metrics = outcome_metrics(&[outcome], t0());
+    assert_eq!(metrics.len(), 1);
+    assert_eq!(metrics[0].name, MetricName::NotificationsSuppressed);
+    assert_eq!(metrics[0].dimensions["Reason"], "no_topic");
+}
