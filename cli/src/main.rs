@@ -2,19 +2,23 @@
 //!
 //! - `connwatch simulate [SCENARIO] [--format text|json]`: the whole system in-process on a
 //!   scenario (the default one is embedded), printing the pages it would send and the metrics.
+//! - `connwatch replay [--state SCENARIO] [--format text|json] [--stats] FILE...`: what the
+//!   handlers would do with recorded EventBridge events, in one in-memory world.
 //! - `connwatch check [--profile P] [--region R] [--format table|json] [--publish]`: the
 //!   connections of a real account; exit 1 when any is not AVAILABLE. Needs
 //!   `codeconnections:ListConnections` and `codestar-connections:ListConnections`, plus
 //!   `cloudwatch:PutMetricData` with `--publish`.
 //!
 //! Exit codes: 0 success, 1 a connection is not AVAILABLE (`check`), 2 bad input or a failure
-//! to reach AWS. Logs go to stderr (`RUST_LOG` sets the level; default `warn`, and `off` for
-//! `simulate`, whose output already shows every failure).
+//! to reach AWS. Logs go to stderr (`RUST_LOG` sets the level; default `warn` for `check` and
+//! `off` for `simulate` and `replay`, whose output already shows every failure).
 
 mod check;
 mod output;
+mod replay;
 mod scenario;
 mod simulate;
+mod world;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,6 +44,21 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = SimulateFormat::Text)]
         format: SimulateFormat,
+    },
+    /// Show what connwatch would do with recorded EventBridge events.
+    Replay {
+        /// Files holding one EventBridge event or a JSON array of them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Start from a scenario's connections and pipelines instead of an empty world.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = SimulateFormat::Text)]
+        format: SimulateFormat,
+        /// Print the number of events and events per second to stderr.
+        #[arg(long)]
+        stats: bool,
     },
     /// Check the connections of a real AWS account (read-only).
     Check {
@@ -78,14 +97,15 @@ enum CheckFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // simulate reports failures in its own output; its logs would only repeat them.
-    init_logging(if matches!(cli.command, Command::Simulate { .. }) { "off" } else { "warn" });
+    // simulate and replay report failures in their own output; their logs would only repeat them.
+    init_logging(if matches!(cli.command, Command::Check { .. }) { "warn" } else { "off" });
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
     };
     match cli.command {
         Command::Simulate { scenario, format } => runtime.block_on(simulate(scenario, format)),
+        Command::Replay { files, state, format, stats } => runtime.block_on(replay(&files, state, format, stats)),
         Command::Check { profile, region, format, publish, namespace, apis } => {
             let apis = match ConnectionApis::parse(&apis) {
                 Ok(apis) => apis,
@@ -108,20 +128,50 @@ fn main() -> ExitCode {
     }
 }
 
-async fn simulate(path: Option<PathBuf>, format: SimulateFormat) -> ExitCode {
-    let text = match &path {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) => return fail(&format!("cannot read scenario {}: {error}", path.display())),
-        },
+/// Reads a scenario file, or the embedded default; the error names the file.
+fn load_scenario(path: Option<&PathBuf>) -> Result<scenario::Scenario, String> {
+    let text = match path {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read scenario {}: {error}", path.display()))?,
         None => scenario::DEFAULT.to_owned(),
     };
-    let scenario = match scenario::Scenario::parse(&text) {
+    scenario::Scenario::parse(&text).map_err(|error| {
+        let name = path.map_or_else(|| "default scenario".to_owned(), |p| p.display().to_string());
+        format!("{name}: {}", connwatch::error_chain(&error))
+    })
+}
+
+async fn replay(files: &[PathBuf], state: Option<PathBuf>, format: SimulateFormat, stats: bool) -> ExitCode {
+    let events = match replay::read_events(files) {
+        Ok(events) => events,
+        Err(error) => return fail(&error.to_string()),
+    };
+    let scenario = match state.as_ref().map(|p| load_scenario(Some(p))).transpose() {
         Ok(scenario) => scenario,
-        Err(error) => {
-            let name = path.map_or_else(|| "default scenario".to_owned(), |p| p.display().to_string());
-            return fail(&format!("{name}: {}", connwatch::error_chain(&error)));
+        Err(error) => return fail(&error),
+    };
+    let world = replay::world(scenario.as_ref()).await;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let started = std::time::Instant::now();
+    let written = replay::run(&world, &events, matches!(format, SimulateFormat::Json), &mut out).await;
+    let elapsed = started.elapsed();
+    match written.and_then(|n| out.flush().map(|()| n)) {
+        Ok(count) => {
+            if stats {
+                let rate = count as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
+                eprintln!("replayed {count} events in {elapsed:.2?} ({rate:.0} events/s)");
+            }
+            ExitCode::SUCCESS
         }
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => fail(&format!("cannot write output: {error}")),
+    }
+}
+
+async fn simulate(path: Option<PathBuf>, format: SimulateFormat) -> ExitCode {
+    let scenario = match load_scenario(path.as_ref()) {
+        Ok(scenario) => scenario,
+        Err(error) => return fail(&error),
     };
     let results = simulate::run(&scenario).await;
     let mut out = std::io::stdout().lock();

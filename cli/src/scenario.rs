@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use connwatch::domain::connection::{
     ArnPrefix, Connection, ConnectionArn, ConnectionId, ConnectionStatus, ProviderType,
 };
+use connwatch::domain::inventory::{PipelineInfo, SourceAction};
 use serde::Deserialize;
+use serde_json::json;
 
 /// The scenario embedded in the binary.
 pub(crate) const DEFAULT: &str = include_str!("../../scenarios/default.toml");
@@ -42,7 +44,51 @@ struct RawScenario {
     #[serde(default)]
     connections: Vec<RawConnection>,
     #[serde(default)]
+    pipelines: Vec<RawPipeline>,
+    #[serde(default)]
     steps: Vec<RawStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    name: String,
+    connection: String,
+    repository: String,
+    #[serde(default = "default_branch")]
+    branch: String,
+    role: Option<String>,
+}
+
+fn default_branch() -> String {
+    "main".to_owned()
+}
+
+/// A CodePipeline event, described compactly; turned into the EventBridge JSON AWS sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    pipeline: String,
+    kind: EventKind,
+    state: Option<String>,
+    stage: Option<String>,
+    action: Option<String>,
+    summary: Option<String>,
+    error_code: Option<String>,
+    commit: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum EventKind {
+    /// The `CodeStarSourceConnection` source action failed.
+    SourceFailed,
+    /// The source action succeeded.
+    SourceSucceeded,
+    /// A pipeline execution state change (`state` required).
+    Pipeline,
+    /// Another action's state change (`stage`, `action`, `state` required).
+    Action,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +124,8 @@ struct RawStep {
     #[serde(default)]
     delete: Vec<String>,
     fail_listing: Option<ListingFailure>,
+    #[serde(default)]
+    events: Vec<RawEvent>,
 }
 
 /// A failure to inject into one run's listing.
@@ -97,6 +145,16 @@ pub(crate) struct Settings {
     pub(crate) detailed_metrics: bool,
 }
 
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            pending_grace: Duration::from_secs(3600),
+            repeat_interval: Duration::from_secs(4 * 3600),
+            detailed_metrics: false,
+        }
+    }
+}
+
 /// A change to the listing.
 #[derive(Debug, Clone)]
 pub(crate) enum Change {
@@ -111,6 +169,8 @@ pub(crate) struct Step {
     pub(crate) note: String,
     pub(crate) changes: Vec<Change>,
     pub(crate) fail_listing: Option<ListingFailure>,
+    /// EventBridge events delivered after the step's health check.
+    pub(crate) events: Vec<serde_json::Value>,
 }
 
 /// A parsed, validated scenario.
@@ -121,6 +181,7 @@ pub(crate) struct Scenario {
     pub(crate) start: DateTime<Utc>,
     pub(crate) settings: Settings,
     pub(crate) initial: Vec<Connection>,
+    pub(crate) pipelines: Vec<PipelineInfo>,
     pub(crate) steps: Vec<Step>,
 }
 
@@ -141,6 +202,8 @@ impl Scenario {
         let initial =
             raw.connections.iter().map(|c| place.connection(c, "connections")).collect::<Result<Vec<_>, _>>()?;
         let mut known: BTreeMap<String, Connection> = initial.iter().map(|c| (c.name.clone(), c.clone())).collect();
+        let pipelines =
+            raw.pipelines.iter().map(|p| place.pipeline(p, &raw.steps, &known)).collect::<Result<Vec<_>, _>>()?;
         let mut steps = Vec::with_capacity(raw.steps.len());
         let mut previous = raw.start;
         for (index, step) in raw.steps.into_iter().enumerate() {
@@ -153,9 +216,15 @@ impl Scenario {
             }
             previous = at;
             let changes = place.changes(&step, number, &mut known)?;
-            steps.push(Step { at, note: step.note, changes, fail_listing: step.fail_listing });
+            let events = step
+                .events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| place.event(e, &raw.name, number, i, at, &pipelines))
+                .collect::<Result<Vec<_>, _>>()?;
+            steps.push(Step { at, note: step.note, changes, fail_listing: step.fail_listing, events });
         }
-        Ok(Self { name: raw.name, description: raw.description, start: raw.start, settings, initial, steps })
+        Ok(Self { name: raw.name, description: raw.description, start: raw.start, settings, initial, pipelines, steps })
     }
 }
 
@@ -190,6 +259,114 @@ impl Place<'_> {
             owner_account_id: raw.owner.clone(),
             host_arn: None,
         })
+    }
+
+    /// A scenario pipeline with one connection source. The connection may be one created in a
+    /// later step, so every connection the scenario ever names is searched.
+    fn pipeline(
+        &self,
+        raw: &RawPipeline,
+        steps: &[RawStep],
+        initial: &BTreeMap<String, Connection>,
+    ) -> Result<PipelineInfo, ScenarioError> {
+        let created = steps.iter().flat_map(|s| &s.create).find(|c| c.name == raw.connection);
+        let arn = match (initial.get(&raw.connection), created) {
+            (Some(connection), _) => connection.arn.to_string(),
+            (None, Some(created)) => self.connection(created, "pipelines")?.arn.to_string(),
+            (None, None) => {
+                return Err(ScenarioError::BadConnection {
+                    context: format!("pipelines: {}", raw.name),
+                    reason: format!("unknown connection {}", raw.connection),
+                });
+            }
+        };
+        Ok(PipelineInfo {
+            name: raw.name.clone(),
+            role_arn: Some(
+                raw.role
+                    .clone()
+                    .unwrap_or_else(|| format!("arn:aws:iam::{}:role/{}-pipeline-role", self.account, raw.name)),
+            ),
+            sources: vec![SourceAction {
+                stage: "Source".to_owned(),
+                action: "Source".to_owned(),
+                connection_arn: Some(arn),
+                repository: Some(raw.repository.clone()),
+                branch: Some(raw.branch.clone()),
+            }],
+        })
+    }
+
+    /// The EventBridge JSON of a compact event, in the shape AWS documents.
+    fn event(
+        &self,
+        raw: &RawEvent,
+        scenario: &str,
+        step: usize,
+        index: usize,
+        at: DateTime<Utc>,
+        pipelines: &[PipelineInfo],
+    ) -> Result<serde_json::Value, ScenarioError> {
+        let bad = |reason: &str| ScenarioError::BadConnection {
+            context: format!("step {step} event {}", index + 1),
+            reason: reason.to_owned(),
+        };
+        let Some(pipeline) = pipelines.iter().find(|p| p.name == raw.pipeline) else {
+            return Err(bad(&format!("unknown pipeline {}", raw.pipeline)));
+        };
+        // `{connection_arn}` in a summary stands for the pipeline's connection, as AWS quotes it.
+        let connection_arn = pipeline.sources.first().and_then(|s| s.connection_arn.clone()).unwrap_or_default();
+        let summary = raw.summary.as_ref().map(|s| s.replace("{connection_arn}", &connection_arn));
+        let seed = format!("connwatch:{scenario}:{step}:{index}");
+        let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes()).to_string();
+        let execution = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("{seed}:execution").as_bytes());
+        let (detail_type, mut detail) = match raw.kind {
+            EventKind::Pipeline => {
+                let state = raw.state.as_deref().ok_or_else(|| bad("kind = \"pipeline\" needs a state"))?;
+                ("CodePipeline Pipeline Execution State Change", json!({"state": state}))
+            }
+            EventKind::SourceFailed | EventKind::SourceSucceeded => {
+                let failed = raw.kind == EventKind::SourceFailed;
+                let mut result = json!({});
+                if let Some(summary) = &summary {
+                    result["external-execution-summary"] = json!(summary);
+                }
+                if let Some(code) = raw.error_code.as_deref().or(failed.then_some("JobFailed")) {
+                    result["error-code"] = json!(code);
+                }
+                if let Some(commit) = &raw.commit {
+                    result["external-execution-id"] = json!(commit);
+                }
+                let detail = json!({
+                    "stage": "Source", "action": "Source",
+                    "state": if failed { "FAILED" } else { "SUCCEEDED" },
+                    "execution-result": result,
+                    "type": {"owner": "AWS", "provider": "CodeStarSourceConnection", "category": "Source", "version": "1"},
+                });
+                ("CodePipeline Action Execution State Change", detail)
+            }
+            EventKind::Action => {
+                let (Some(stage), Some(action), Some(state)) = (&raw.stage, &raw.action, &raw.state) else {
+                    return Err(bad("kind = \"action\" needs stage, action and state"));
+                };
+                let detail = json!({
+                    "stage": stage, "action": action, "state": state,
+                    "execution-result": {"external-execution-summary": summary, "error-code": raw.error_code},
+                    "type": {"owner": "AWS", "provider": "CodeBuild", "category": "Build", "version": "1"},
+                });
+                ("CodePipeline Action Execution State Change", detail)
+            }
+        };
+        detail["pipeline"] = json!(raw.pipeline);
+        detail["execution-id"] = json!(execution.to_string());
+        detail["version"] = json!(1.0);
+        detail["pipeline-execution-attempt"] = json!(1.0);
+        Ok(json!({
+            "version": "0", "id": id, "detail-type": detail_type, "source": "aws.codepipeline",
+            "account": self.account, "time": at, "region": self.region,
+            "resources": [format!("arn:aws:codepipeline:{}:{}:{}", self.region, self.account, raw.pipeline)],
+            "detail": detail,
+        }))
     }
 
     fn changes(

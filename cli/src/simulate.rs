@@ -5,47 +5,37 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
-use connwatch::adapters::memory::{ManualClock, MemoryDirectory, MemoryStore, RecordingMetrics, RecordingNotifier};
-use connwatch::domain::health::HealthPolicy;
 use connwatch::domain::metric::Datum;
-use connwatch::error_chain;
-use connwatch::lifecycle::LifecyclePolicy;
 use connwatch::ports::DirectoryError;
 use connwatch::render::Rendered;
-use health_check::{Deps, handle};
 use serde_json::json;
 
 use crate::output::{metric_label, metric_line, notification_line};
 use crate::scenario::{Change, ListingFailure, Scenario};
-
-type World = Deps<MemoryDirectory, MemoryStore, RecordingNotifier, RecordingMetrics, ManualClock>;
+use crate::world::World;
 
 /// What one step produced.
 #[derive(Debug)]
 pub(crate) struct StepResult {
     pub(crate) at: DateTime<Utc>,
     pub(crate) note: String,
-    pub(crate) error: Option<String>,
+    /// Failures of the health check or of an event's handler.
+    pub(crate) errors: Vec<String>,
+    /// One line per delivered event: what its handler decided.
+    pub(crate) decisions: Vec<String>,
     pub(crate) notifications: Vec<(String, Rendered)>,
     pub(crate) metrics: Vec<Datum>,
 }
 
-/// Runs a scenario and returns what each step produced.
+/// Runs a scenario and returns what each step produced. Each step applies its changes, runs
+/// the health check once (as the schedule would), then delivers its events.
 pub(crate) async fn run(scenario: &Scenario) -> Vec<StepResult> {
-    let world = World {
-        directory: MemoryDirectory::default(),
-        store: MemoryStore::default(),
-        notifier: RecordingNotifier::default(),
-        metrics: RecordingMetrics::default(),
-        clock: ManualClock::new(scenario.start),
-        health: HealthPolicy {
-            pending_grace: scenario.settings.pending_grace,
-            detailed_metrics: scenario.settings.detailed_metrics,
-        },
-        lifecycle: LifecyclePolicy { repeat_interval: scenario.settings.repeat_interval, ..LifecyclePolicy::default() },
-    };
+    let world = World::new(scenario.start, &scenario.settings);
     for connection in &scenario.initial {
         world.directory.upsert(connection.clone());
+    }
+    for pipeline in &scenario.pipelines {
+        world.pipelines.upsert(pipeline.clone());
     }
     let mut results = Vec::with_capacity(scenario.steps.len());
     for step in &scenario.steps {
@@ -55,19 +45,16 @@ pub(crate) async fn run(scenario: &Scenario) -> Vec<StepResult> {
             world.directory.fail_next(injected(failure));
         }
         let input = json!({"scheduled_time": step.at, "source": "connwatch simulate"});
-        let error = handle(&input, &world).await.err().map(|e| error_chain(&e));
-        results.push(StepResult {
-            at: step.at,
-            note: step.note.clone(),
-            error,
-            notifications: world
-                .notifier
-                .take()
-                .into_iter()
-                .map(|p| (p.topic.as_str().to_owned(), p.rendered))
-                .collect(),
-            metrics: world.metrics.take(),
-        });
+        let mut errors: Vec<String> = world.health_check(&input).await.err().into_iter().collect();
+        let mut decisions = Vec::new();
+        for event in &step.events {
+            let handled = world.deliver(event).await;
+            let pipeline = event["detail"]["pipeline"].as_str().unwrap_or("?");
+            decisions.push(format!("{pipeline}: {}", handled.decision));
+            errors.extend(handled.skipped.filter(|reason| reason.starts_with("error")));
+        }
+        let (notifications, metrics) = world.drain();
+        results.push(StepResult { at: step.at, note: step.note.clone(), errors, decisions, notifications, metrics });
     }
     results
 }
@@ -117,6 +104,9 @@ pub(crate) fn write_text(scenario: &Scenario, results: &[StepResult], out: &mut 
     for step in results {
         let time = step.at.format("%H:%M");
         writeln!(out, "{time}  -- {}", if step.note.is_empty() { "health check" } else { &step.note })?;
+        for decision in &step.decisions {
+            writeln!(out, "{time}     {:<9} {decision}", "EVENT")?;
+        }
         for (topic, rendered) in &step.notifications {
             *counts.entry(topic.clone()).or_default() += 1;
             let alert: serde_json::Value = serde_json::from_str(&rendered.message).unwrap_or_default();
@@ -124,7 +114,7 @@ pub(crate) fn write_text(scenario: &Scenario, results: &[StepResult], out: &mut 
             let title = alert["title"].as_str().unwrap_or(&rendered.subject);
             writeln!(out, "{time}     {:<9} {:<9} {title}", topic.to_uppercase(), status)?;
         }
-        if let Some(error) = &step.error {
+        for error in &step.errors {
             writeln!(out, "{time}     {:<9} {error} (Lambda would retry)", "ERROR")?;
         }
     }

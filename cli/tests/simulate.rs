@@ -50,10 +50,10 @@ fn default_scenario_pages_exactly_what_the_issue_promises() {
     assert_eq!(deleted[0]["alert"]["resources"]["connection_name"], "gitlab-legacy");
 
     let notification_count = lines.iter().filter(|l| l["type"] == "notification").count();
-    assert_eq!(notification_count, 4, "nothing else is paged");
+    assert_eq!(notification_count, 6, "nothing else is paged");
 
     // One heartbeat per step, except the step whose listing was throttled.
-    let steps = 11;
+    let steps = 14;
     let heartbeats = lines.iter().filter(|l| l["type"] == "metric" && l["name"] == "HealthCheckRuns").count();
     let errors: Vec<_> = lines.iter().filter(|l| l["name"] == "HealthCheckErrors").collect();
     assert_eq!(heartbeats + errors.len(), steps);
@@ -62,6 +62,34 @@ fn default_scenario_pages_exactly_what_the_issue_promises() {
     let metric = lines.iter().find(|l| l["name"] == "Connections").unwrap();
     assert_eq!(metric["unit"], "Count");
     assert!(metric["dimensions"]["Status"].is_string() && metric["dimensions"]["Provider"].is_string());
+}
+
+#[test]
+fn default_scenario_pages_once_per_cause_with_the_pipelines_named() {
+    let (_, stdout, _) = connwatch(&["simulate", "--format", "json"]);
+    let lines = lines(&stdout);
+    // The outage page names the pipelines on the connection; their Source failures fold into it.
+    let outage = notifications(&lines, "connection.unhealthy", "firing");
+    assert_eq!(outage[0]["alert"]["affected_pipelines"], serde_json::json!(["api-prod", "web-prod"]));
+    let source: Vec<_> = lines.iter().filter(|l| l["alert"]["kind"] == "pipeline.source_failed").collect();
+    assert_eq!(source.len(), 2, "one page and its resolution, for docs-site only");
+    assert_eq!(source[0]["alert"]["status"], "firing");
+    assert_eq!(source[0]["alert"]["cause"], "permission_denied");
+    assert_eq!(source[0]["alert"]["resources"]["pipeline"], "docs-site");
+    assert_eq!(source[0]["alert"]["resources"]["repository"], "acme-old/docs");
+    assert_eq!(source[1]["alert"]["status"], "resolved");
+    let inhibited: f64 = lines
+        .iter()
+        .filter(|l| l["name"] == "NotificationsSuppressed" && l["dimensions"]["Reason"] == "inhibited")
+        .map(|l| l["value"].as_f64().unwrap())
+        .sum();
+    assert_eq!(inhibited, 2.0, "web-prod and api-prod folded into the outage page");
+    let causes: Vec<_> = lines
+        .iter()
+        .filter(|l| l["name"] == "SourceActionFailures")
+        .map(|l| l["dimensions"]["Cause"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(causes, ["connection_unavailable", "connection_unavailable", "permission_denied"]);
 }
 
 #[test]
@@ -102,7 +130,8 @@ fn text_output_is_a_readable_timeline() {
     assert_eq!(code, 0);
     assert!(stdout.contains("09:10     CRITICAL  FIRING    Connection bitbucket-prod is ERROR"), "{stdout}");
     assert!(stdout.contains("RESOLVED  Connection bitbucket-prod is AVAILABLE again"));
-    assert!(stdout.contains("Notifications: 4 (critical 2, warning 2)"));
+    assert!(stdout.contains("Notifications: 6 (critical 2, warning 4)"));
+    assert!(stdout.contains("web-prod: source failed (connection_unavailable): folded into connection/"), "{stdout}");
     assert!(stdout.contains("HealthCheckRuns"));
 }
 

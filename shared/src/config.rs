@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::domain::metric::DEFAULT_NAMESPACE;
+use crate::inventory::InventoryPolicy;
 use crate::lifecycle::LifecyclePolicy;
 
 /// The DynamoDB state table. Required by every function.
@@ -32,6 +33,17 @@ pub const PENDING_GRACE: &str = "CONNWATCH_PENDING_GRACE";
 /// Which listing APIs to call: `codeconnections`, `codestar-connections` or both, comma
 /// separated (default both).
 pub const CONNECTION_APIS: &str = "CONNWATCH_CONNECTION_APIS";
+
+/// Re-read a pipeline definition after this long (default `1h`).
+pub const INVENTORY_MAX_AGE: &str = "CONNWATCH_INVENTORY_MAX_AGE";
+/// `GetPipeline` calls per health check run at most (default `20`).
+pub const INVENTORY_BATCH: &str = "CONNWATCH_INVENTORY_BATCH";
+/// Consecutive source failures of a pipeline after which `pipeline.source_failed` becomes
+/// critical (default `3`).
+pub const SOURCE_FAILURE_ESCALATION: &str = "CONNWATCH_SOURCE_FAILURE_ESCALATION";
+/// Notify `pipeline.failed` for failures outside the source stage (default `false`; the
+/// metric is always emitted).
+pub const NOTIFY_PIPELINE_FAILURES: &str = "CONNWATCH_NOTIFY_PIPELINE_FAILURES";
 
 /// A configuration value that is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +109,46 @@ pub struct HealthCheckConfig {
     pub pending_grace: Duration,
     /// Listing APIs.
     pub apis: ConnectionApis,
+    /// Pipeline inventory refresh.
+    pub inventory: InventoryPolicy,
+}
+
+/// Settings of the pipeline-events function.
+#[derive(Debug, Clone)]
+pub struct PipelineEventsConfig {
+    /// Shared settings.
+    pub common: CommonConfig,
+    /// Consecutive source failures before `pipeline.source_failed` turns critical.
+    pub escalate_after: u32,
+    /// Whether `pipeline.failed` is notified.
+    pub notify_pipeline_failures: bool,
+    /// Pipeline inventory freshness (on-demand reads).
+    pub inventory: InventoryPolicy,
+}
+
+impl PipelineEventsConfig {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&Env(|name: &str| std::env::var(name).ok()))
+    }
+
+    /// Reads the settings through a lookup function.
+    pub fn from_lookup<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: CommonConfig::from_lookup(env)?,
+            escalate_after: env.count(SOURCE_FAILURE_ESCALATION, 3)?,
+            notify_pipeline_failures: env.bool(NOTIFY_PIPELINE_FAILURES, false)?,
+            inventory: inventory_policy(env)?,
+        })
+    }
+}
+
+fn inventory_policy<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<InventoryPolicy, ConfigError> {
+    let defaults = InventoryPolicy::default();
+    Ok(InventoryPolicy {
+        max_age: env.duration(INVENTORY_MAX_AGE, defaults.max_age)?,
+        batch: env.count(INVENTORY_BATCH, 20)? as usize,
+    })
 }
 
 /// Reads variables through a lookup function, so tests need not touch the process env.
@@ -116,6 +168,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
     fn duration(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
         self.get(name).map_or(Ok(default), |value| parse_duration(name, &value))
+    }
+
+    fn count(&self, name: &'static str, default: u32) -> Result<u32, ConfigError> {
+        self.get(name).map_or(Ok(default), |value| {
+            value.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| ConfigError::Invalid {
+                name,
+                value: value.clone(),
+                reason: "expected a whole number greater than zero".to_owned(),
+            })
+        })
     }
 
     fn bool(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -209,6 +271,7 @@ impl HealthCheckConfig {
             common: CommonConfig::from_lookup(env)?,
             pending_grace: env.duration(PENDING_GRACE, Duration::from_secs(3600))?,
             apis: env.get(CONNECTION_APIS).map_or(Ok(ConnectionApis::default()), |v| ConnectionApis::parse(&v))?,
+            inventory: inventory_policy(env)?,
         })
     }
 }
@@ -252,6 +315,19 @@ mod tests {
         ] {
             let error = HealthCheckConfig::from_lookup(&env(&[(TABLE_NAME, "t"), (name, value)])).unwrap_err();
             assert!(error.to_string().starts_with(&format!("{name}=")), "{error}");
+        }
+    }
+
+    #[test]
+    fn pipeline_settings_have_defaults_and_validate_counts() {
+        let config = PipelineEventsConfig::from_lookup(&env(&[(TABLE_NAME, "t")])).unwrap();
+        assert_eq!(config.escalate_after, 3);
+        assert!(!config.notify_pipeline_failures);
+        assert_eq!(config.inventory.batch, 20);
+        for bad in ["0", "-1", "three"] {
+            let error = PipelineEventsConfig::from_lookup(&env(&[(TABLE_NAME, "t"), (SOURCE_FAILURE_ESCALATION, bad)]))
+                .unwrap_err();
+            assert!(error.to_string().starts_with("CONNWATCH_SOURCE_FAILURE_ESCALATION="), "{error}");
         }
     }
 

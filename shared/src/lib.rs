@@ -10,11 +10,13 @@
 //! - [`adapters`]: AWS implementations (features `connections`, `dynamodb`, `sns`,
 //!   `cloudwatch`), EMF on stdout, and in-memory twins.
 //! - [`config`]: typed `CONNWATCH_*` configuration.
+//! - [`inventory`]: keeping the pipeline inventory fresh.
 #![warn(missing_docs)]
 
 pub mod adapters;
 pub mod config;
 pub mod domain;
+pub mod inventory;
 pub mod lifecycle;
 pub mod ports;
 pub mod render;

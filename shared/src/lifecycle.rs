@@ -57,6 +57,9 @@ pub enum SuppressReason {
     Redelivered,
     /// No topic is configured for the severity.
     NoTopic,
+    /// Folded into a firing alert of the cause (a pipeline failing because its connection is
+    /// down).
+    Inhibited,
 }
 
 impl SuppressReason {
@@ -68,6 +71,7 @@ impl SuppressReason {
             Self::NotFiring => "not_firing",
             Self::Redelivered => "redelivered",
             Self::NoTopic => "no_topic",
+            Self::Inhibited => "inhibited",
         }
     }
 }
@@ -167,12 +171,14 @@ impl<S: AlertStore, N: Notifier, C: Clock> Lifecycle<S, N, C> {
         previous: Option<AlertRecord>,
     ) -> Result<Outcome, LifecycleError> {
         let runbook = format!("{}#{}", self.policy.runbook_base, draft.kind.runbook_anchor());
-        let alert = draft.into_alert(
+        let mut alert = draft.into_alert(
             uuid::Uuid::new_v4().to_string(),
             runbook,
             claimed.first_seen_at,
             claimed.notification_count,
         );
+        // The record holds pipelines folded in since the episode began, not just this report's.
+        alert.affected_pipelines.clone_from(&claimed.affected_pipelines);
         match self.notifier.publish(&alert).await {
             Ok(Delivery::Published { message_id }) => {
                 tracing::info!(%message_id, severity = alert.severity.as_str(), "notification published");
@@ -206,6 +212,38 @@ impl<S: AlertStore, N: Notifier, C: Clock> Lifecycle<S, N, C> {
             // The retry will then see a duplicate: the page may be lost, so say so loudly.
             tracing::error!(dedup_key = %claimed.dedup_key, error = %error, "could not roll back a failed notification");
         }
+    }
+
+    /// Folds a pipeline into the first of `keys` that is firing (inhibition): the pipeline is
+    /// added to that alert's `affected_pipelines` instead of being paged on its own. Returns
+    /// the key it was folded into, or `None` when none of them is firing.
+    pub async fn fold_into_firing(
+        &self,
+        keys: &[DedupKey],
+        pipeline: &str,
+    ) -> Result<Option<DedupKey>, LifecycleError> {
+        for key in keys {
+            for _ in 0..MAX_ATTEMPTS {
+                let Some(record) = self.store.get_alert(key).await? else { break };
+                if record.status != AlertStatus::Firing {
+                    break;
+                }
+                if record.affected_pipelines.iter().any(|p| p == pipeline) {
+                    return Ok(Some(key.clone()));
+                }
+                let mut next = record.clone();
+                next.affected_pipelines.push(pipeline.to_owned());
+                next.affected_pipelines.sort();
+                next.suppressed_count += 1;
+                next.version = record.version + 1;
+                match self.store.put_alert(&next, Some(record.version)).await {
+                    Ok(()) => return Ok(Some(key.clone())),
+                    Err(StoreError::Conflict { .. }) => {}
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Whether an EventBridge event was already handled.
@@ -295,7 +333,13 @@ fn updated(record: &AlertRecord, draft: &AlertDraft, now: DateTime<Utc>) -> Aler
     next.severity = draft.severity;
     next.last_seen_at = now;
     next.resources = draft.resources.clone();
-    next.affected_pipelines = draft.affected_pipelines.clone();
+    // Union: pipelines folded in by inhibition stay listed when the rule reports again.
+    for pipeline in &draft.affected_pipelines {
+        if !next.affected_pipelines.contains(pipeline) {
+            next.affected_pipelines.push(pipeline.clone());
+        }
+    }
+    next.affected_pipelines.sort();
     next.version = record.version + 1;
     next
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::alert::{Alert, AlertKind, AlertStatus, DedupKey, Resources, Severity};
 use crate::domain::connection::Connection;
 use crate::domain::health::ConnectionState;
+use crate::domain::inventory::{ExecutionRecord, InventoryEntry, PipelineInfo};
 use crate::domain::metric::Datum;
 
 /// Why a listing of connections failed. Any of these means the listing is not complete, so
@@ -68,6 +69,14 @@ pub trait ConnectionDirectory {
     async fn list_connections(&self) -> Result<Vec<Connection>, DirectoryError>;
 }
 
+/// Reads pipeline definitions (CodePipeline `ListPipelines`/`GetPipeline`).
+pub trait PipelineDirectory {
+    /// The names of every pipeline in the account and region (all pages).
+    async fn list_pipeline_names(&self) -> Result<Vec<String>, DirectoryError>;
+    /// One pipeline's connection sources and role; `None` when the pipeline does not exist.
+    async fn get_pipeline(&self, name: &str) -> Result<Option<PipelineInfo>, DirectoryError>;
+}
+
 /// Why the state table could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -103,6 +112,20 @@ pub trait ConnectionStateStore {
     async fn load_connection_states(&self) -> Result<Vec<ConnectionState>, StoreError>;
     /// Writes one connection state (last writer wins: the health check is the only writer).
     async fn save_connection_state(&self, state: &ConnectionState) -> Result<(), StoreError>;
+}
+
+/// The cached pipeline inventory (`PIPE` items) and execution records (`EXEC` items).
+pub trait PipelineInventoryStore {
+    /// Every inventory entry.
+    async fn load_inventory(&self) -> Result<Vec<InventoryEntry>, StoreError>;
+    /// One entry.
+    async fn get_inventory_entry(&self, pipeline: &str) -> Result<Option<InventoryEntry>, StoreError>;
+    /// Writes one entry (last writer wins).
+    async fn save_inventory_entry(&self, entry: &InventoryEntry) -> Result<(), StoreError>;
+    /// Removes a pipeline that no longer exists.
+    async fn delete_inventory_entry(&self, pipeline: &str) -> Result<(), StoreError>;
+    /// Writes an execution record (expires by TTL).
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError>;
 }
 
 /// The lifecycle record of one alert (`ALERT` items), keyed by dedup key.
@@ -249,6 +272,31 @@ impl<T: AlertStore> AlertStore for &T {
     }
     async fn mark_event_processed(&self, event_id: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
         (**self).mark_event_processed(event_id, expires_at).await
+    }
+}
+impl<T: PipelineDirectory> PipelineDirectory for &T {
+    async fn list_pipeline_names(&self) -> Result<Vec<String>, DirectoryError> {
+        (**self).list_pipeline_names().await
+    }
+    async fn get_pipeline(&self, name: &str) -> Result<Option<PipelineInfo>, DirectoryError> {
+        (**self).get_pipeline(name).await
+    }
+}
+impl<T: PipelineInventoryStore> PipelineInventoryStore for &T {
+    async fn load_inventory(&self) -> Result<Vec<InventoryEntry>, StoreError> {
+        (**self).load_inventory().await
+    }
+    async fn get_inventory_entry(&self, pipeline: &str) -> Result<Option<InventoryEntry>, StoreError> {
+        (**self).get_inventory_entry(pipeline).await
+    }
+    async fn save_inventory_entry(&self, entry: &InventoryEntry) -> Result<(), StoreError> {
+        (**self).save_inventory_entry(entry).await
+    }
+    async fn delete_inventory_entry(&self, pipeline: &str) -> Result<(), StoreError> {
+        (**self).delete_inventory_entry(pipeline).await
+    }
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        (**self).record_execution(record).await
     }
 }
 impl<T: Notifier> Notifier for &T {

@@ -8,13 +8,15 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use connwatch::adapters::aws::dynamodb::DynamoStore;
 use connwatch::adapters::aws::sns::SnsNotifier;
-use connwatch::adapters::memory::{ManualClock, MemoryDirectory, RecordingMetrics};
+use connwatch::adapters::memory::{ManualClock, MemoryDirectory, MemoryPipelines, RecordingMetrics};
 use connwatch::config::Topics;
 use connwatch::domain::alert::{Alert, AlertKind, AlertStatus, DedupKey, Resources, Severity};
 use connwatch::domain::connection::{Connection, ConnectionArn, ConnectionStatus, ProviderType};
 use connwatch::domain::health::HealthPolicy;
+use connwatch::domain::inventory::{PipelineInfo, SourceAction};
+use connwatch::inventory::InventoryPolicy;
 use connwatch::lifecycle::LifecyclePolicy;
-use connwatch::ports::{AlertRecord, AlertStore, ConnectionStateStore, StoreError};
+use connwatch::ports::{AlertRecord, AlertStore, ConnectionStateStore, PipelineInventoryStore, StoreError};
 use health_check::{Deps, handle};
 use integration_tests::{Emulator, create_state_table, drain, subscribed_queue, unique};
 
@@ -100,12 +102,14 @@ async fn health_check_pages_through_sns_and_keeps_state_in_dynamodb() {
     let warning = subscribed_queue(&sns, &sqs, topics.warning.as_deref().unwrap(), true).await;
     let deps = Deps {
         directory: MemoryDirectory::default(),
+        pipelines: MemoryPipelines::default(),
         store: DynamoStore::new(dynamodb.clone(), table.clone()),
         notifier: SnsNotifier::new(sns.clone(), topics.clone()),
         metrics: RecordingMetrics::default(),
         clock: ManualClock::new(t0()),
         health: HealthPolicy { pending_grace: Duration::from_secs(3600), detailed_metrics: false },
         lifecycle: LifecyclePolicy::default(),
+        inventory: InventoryPolicy::default(),
     };
     let input = serde_json::json!({});
     let wait = Duration::from_millis(1500);
@@ -171,12 +175,14 @@ async fn a_fresh_table_and_a_second_invocation_do_not_page_twice() {
     let topics = Topics { critical: Some(topic.clone()), warning: Some(topic.clone()), info: Some(topic) };
     let container = || Deps {
         directory: MemoryDirectory::default(),
+        pipelines: MemoryPipelines::default(),
         store: DynamoStore::new(dynamodb.clone(), table.clone()),
         notifier: SnsNotifier::new(sns.clone(), topics.clone()),
         metrics: RecordingMetrics::default(),
         clock: ManualClock::new(t0()),
         health: HealthPolicy { pending_grace: Duration::from_secs(3600), detailed_metrics: false },
         lifecycle: LifecyclePolicy::default(),
+        inventory: InventoryPolicy::default(),
     };
     let (first, second) = (container(), container());
     first.directory.upsert(bitbucket(ConnectionStatus::Error));
@@ -184,4 +190,64 @@ async fn a_fresh_table_and_a_second_invocation_do_not_page_twice() {
     handle(&serde_json::json!({}), &first).await.unwrap();
     handle(&serde_json::json!({}), &second).await.unwrap();
     assert_eq!(drain(&sqs, &queue, Duration::from_millis(1500)).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_diagnosed_source_failure_arrives_in_sqs_and_its_success_resolves_it() {
+    // moto serves DynamoDB, SNS and SQS; the pipeline definition comes from the in-memory
+    // directory (the CodePipeline adapter is covered by aws-smithy-mocks tests).
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk_config().await;
+    let (dynamodb, sns, sqs) =
+        (aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sns::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk));
+    let table = unique("connwatch-state");
+    create_state_table(&dynamodb, &table).await;
+    let topic = sns.create_topic().name(unique("connwatch")).send().await.unwrap().topic_arn.unwrap();
+    let queue = subscribed_queue(&sns, &sqs, &topic, true).await;
+    let topics = Topics { critical: Some(topic.clone()), warning: Some(topic.clone()), info: Some(topic) };
+    let deps = pipeline_events::Deps {
+        pipelines: MemoryPipelines::default(),
+        store: DynamoStore::new(dynamodb.clone(), table.clone()),
+        notifier: SnsNotifier::new(sns.clone(), topics),
+        metrics: RecordingMetrics::default(),
+        clock: ManualClock::new(t0()),
+        policy: pipeline_events::PipelinePolicy::default(),
+        lifecycle: LifecyclePolicy::default(),
+    };
+    deps.pipelines.upsert(PipelineInfo {
+        name: "web-prod".to_owned(),
+        role_arn: Some("arn:aws:iam::123456789012:role/web-prod".to_owned()),
+        sources: vec![SourceAction {
+            stage: "Source".to_owned(),
+            action: "Source".to_owned(),
+            connection_arn: Some(
+                "arn:aws:codeconnections:eu-west-1:123456789012:connection/0f5b706a-1a1d-46c5-86b6-f177321bcfb2"
+                    .to_owned(),
+            ),
+            repository: Some("acme/web".to_owned()),
+            branch: Some("main".to_owned()),
+        }],
+    });
+    let fixture = |name: &str| -> serde_json::Value {
+        let path = format!("{}/fixtures/codepipeline/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+
+    let failure = fixture("action-connection-source-failed-permission.json");
+    pipeline_events::handle(&failure, &deps).await.unwrap();
+    pipeline_events::handle(&failure, &deps).await.unwrap(); // EventBridge redelivers
+    let bodies = drain(&sqs, &queue, Duration::from_millis(1500)).await;
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let alert: Alert = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(alert.kind, AlertKind::PipelineSourceFailed);
+    assert_eq!(alert.cause, Some(connwatch::domain::alert::Cause::PermissionDenied));
+    assert_eq!(alert.resources.repository.as_deref(), Some("acme/web"));
+    let entry = deps.store.get_inventory_entry("web-prod").await.unwrap().unwrap();
+    assert_eq!(entry.source_failure_streak, 1, "the inventory and the streak live in DynamoDB");
+
+    pipeline_events::handle(&fixture("action-connection-source-succeeded.json"), &deps).await.unwrap();
+    let bodies = drain(&sqs, &queue, Duration::from_millis(1500)).await;
+    assert_eq!(bodies.len(), 1);
+    let resolved: Alert = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!((resolved.status, resolved.dedup_key), (AlertStatus::Resolved, alert.dedup_key));
 }

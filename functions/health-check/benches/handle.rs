@@ -7,9 +7,12 @@
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use connwatch::adapters::memory::{ManualClock, MemoryDirectory, MemoryStore, RecordingMetrics, RecordingNotifier};
+use connwatch::adapters::memory::{
+    ManualClock, MemoryDirectory, MemoryPipelines, MemoryStore, RecordingMetrics, RecordingNotifier,
+};
 use connwatch::domain::connection::{Connection, ConnectionArn, ConnectionId, ConnectionStatus, ProviderType};
 use connwatch::domain::health::HealthPolicy;
+use connwatch::inventory::InventoryPolicy;
 use connwatch::lifecycle::LifecyclePolicy;
 use health_check::{Deps, handle};
 
@@ -24,15 +27,17 @@ fn connection(n: usize, status: ConnectionStatus) -> Connection {
     Connection { arn, name: format!("conn-{n}"), provider, status, owner_account_id: None, host_arn: None }
 }
 
-fn world() -> Deps<MemoryDirectory, MemoryStore, RecordingNotifier, RecordingMetrics, ManualClock> {
+fn world() -> Deps<MemoryDirectory, MemoryPipelines, MemoryStore, RecordingNotifier, RecordingMetrics, ManualClock> {
     Deps {
         directory: MemoryDirectory::default(),
+        pipelines: MemoryPipelines::default(),
         store: MemoryStore::default(),
         notifier: RecordingNotifier::default(),
         metrics: RecordingMetrics::default(),
         clock: ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).single().expect("valid time")),
         health: HealthPolicy { pending_grace: Duration::from_secs(3600), detailed_metrics: false },
         lifecycle: LifecyclePolicy::default(),
+        inventory: InventoryPolicy::default(),
     }
 }
 

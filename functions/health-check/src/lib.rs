@@ -6,7 +6,8 @@
 //! - **Effect**: lists every connection (both APIs, all pages, merged by id), compares the
 //!   listing with the state table, and raises or resolves `connection.unhealthy` (critical),
 //!   `connection.pending` (warning) and `connection.deleted` (warning) through the alert
-//!   lifecycle; emits `Connections`, `UnhealthyConnections`, `HealthCheckRuns` (heartbeat),
+//!   lifecycle, naming the pipelines that use the connection (the pipeline inventory, refreshed
+//!   here in bounded batches of `GetPipeline` calls); emits `Connections`, `UnhealthyConnections`, `HealthCheckRuns` (heartbeat),
 //!   `NotificationsPublished`/`NotificationsSuppressed` and, on failure, `HealthCheckErrors`
 //!   as EMF on stdout. A failed or partial listing concludes nothing and returns an error so
 //!   Lambda retries.
@@ -14,29 +15,37 @@
 //!   `CONNWATCH_PENDING_GRACE` (1h), `CONNWATCH_REPEAT_INTERVAL` (4h), `CONNWATCH_RETENTION`
 //!   (7d), `CONNWATCH_CONNECTION_APIS` (both), `CONNWATCH_METRIC_NAMESPACE` (Connwatch),
 //!   `CONNWATCH_DETAILED_METRICS` (false), `CONNWATCH_RUNBOOK_BASE_URL`,
-//!   `CONNWATCH_SDK_TIMEOUT` (10s). See `connwatch::config`.
+//!   `CONNWATCH_SDK_TIMEOUT` (10s), `CONNWATCH_INVENTORY_MAX_AGE` (1h),
+//!   `CONNWATCH_INVENTORY_BATCH` (20). See `connwatch::config`.
 //! - **IAM**: `codeconnections:ListConnections`, `codestar-connections:ListConnections`;
+//!   `codepipeline:ListPipelines`, `codepipeline:GetPipeline`;
 //!   `dynamodb:GetItem`, `PutItem`, `DeleteItem`, `Query` on the state table; `sns:Publish`
 //!   on the three topics (and `kms:GenerateDataKey*`/`kms:Decrypt` on their key).
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
 use connwatch::domain::alert::DedupKey;
-use connwatch::domain::connection::ConnectionStatus;
+use connwatch::domain::connection::{ConnectionArn, ConnectionStatus};
 use connwatch::domain::health::{self, ConnectionState, HealthPolicy};
+use connwatch::domain::inventory::{InventoryEntry, pipelines_using};
 use connwatch::domain::metric::{Datum, MetricName};
+use connwatch::inventory::{InventoryPolicy, refresh_batch};
 use connwatch::lifecycle::{Lifecycle, LifecycleError, LifecyclePolicy, Outcome, outcome_metrics};
 use connwatch::ports::{
-    AlertStore, Clock, ConnectionDirectory, ConnectionStateStore, DirectoryError, MetricSink, Notifier, StoreError,
+    AlertStore, Clock, ConnectionDirectory, ConnectionStateStore, DirectoryError, MetricSink, Notifier,
+    PipelineDirectory, PipelineInventoryStore, StoreError,
 };
 use serde::Serialize;
 
 /// What the health check needs. Generic so the same code runs on AWS, in `simulate` and in
 /// tests.
 #[derive(Debug)]
-pub struct Deps<D, S, N, M, C> {
+pub struct Deps<D, P, S, N, M, C> {
     /// Lists connections.
     pub directory: D,
+    /// Reads pipeline definitions for the inventory.
+    pub pipelines: P,
     /// The state table (connection states and alert lifecycle).
     pub store: S,
     /// Publishes notifications.
@@ -49,6 +58,8 @@ pub struct Deps<D, S, N, M, C> {
     pub health: HealthPolicy,
     /// Lifecycle settings.
     pub lifecycle: LifecyclePolicy,
+    /// Pipeline inventory refresh.
+    pub inventory: InventoryPolicy,
 }
 
 /// Why a run failed. Every variant is worth a retry.
@@ -108,13 +119,14 @@ pub struct RunReport {
 
 /// Runs one health check.
 #[tracing::instrument(skip_all, fields(scheduled_time = scheduled_time(event)))]
-pub async fn handle<D, S, N, M, C>(
+pub async fn handle<D, P, S, N, M, C>(
     event: &serde_json::Value,
-    deps: &Deps<D, S, N, M, C>,
+    deps: &Deps<D, P, S, N, M, C>,
 ) -> Result<RunReport, HealthCheckError>
 where
     D: ConnectionDirectory,
-    S: ConnectionStateStore + AlertStore,
+    P: PipelineDirectory,
+    S: ConnectionStateStore + AlertStore + PipelineInventoryStore,
     N: Notifier,
     M: MetricSink,
     C: Clock,
@@ -139,21 +151,28 @@ where
 }
 
 /// The check itself; returns the metrics gathered so far on both paths.
-async fn check<D, S, N, M, C>(
-    deps: &Deps<D, S, N, M, C>,
+async fn check<D, P, S, N, M, C>(
+    deps: &Deps<D, P, S, N, M, C>,
 ) -> Result<(RunReport, Vec<Datum>), (HealthCheckError, Vec<Datum>)>
 where
     D: ConnectionDirectory,
-    S: ConnectionStateStore + AlertStore,
+    P: PipelineDirectory,
+    S: ConnectionStateStore + AlertStore + PipelineInventoryStore,
     N: Notifier,
     C: Clock,
 {
     let now = deps.clock.now();
     let listing = deps.directory.list_connections().await.map_err(|e| (HealthCheckError::Listing(e), vec![]))?;
     let previous = deps.store.load_connection_states().await.map_err(|e| (HealthCheckError::Store(e), vec![]))?;
-    let eval = health::evaluate(&previous, &listing, now, &deps.health);
+    let mut eval = health::evaluate(&previous, &listing, now, &deps.health);
     for (id, status) in &eval.unknown_statuses {
         tracing::warn!(connection_id = %id, status = %status, "unknown connection status; left as it was");
+    }
+    let inventory = current_inventory(deps, now).await;
+    for draft in &mut eval.alerts {
+        if let Some(arn) = draft.resources.connection_arn.as_deref().and_then(|a| ConnectionArn::parse(a).ok()) {
+            draft.affected_pipelines = pipelines_using(&inventory, arn.id());
+        }
     }
 
     let lifecycle = Lifecycle::new(&deps.store, &deps.notifier, &deps.clock, deps.lifecycle.clone());
@@ -200,6 +219,25 @@ where
     };
     tracing::info!(?report, "health check complete");
     Ok((report, datums))
+}
+
+/// The pipeline inventory after this run's bounded refresh. The inventory only enriches the
+/// alerts: when CodePipeline cannot be read, the stored inventory is used and the run goes on.
+async fn current_inventory<D, P, S, N, M, C>(deps: &Deps<D, P, S, N, M, C>, now: DateTime<Utc>) -> Vec<InventoryEntry>
+where
+    P: PipelineDirectory,
+    S: PipelineInventoryStore,
+{
+    match refresh_batch(&deps.pipelines, &deps.store, now, &deps.inventory).await {
+        Ok((inventory, report)) => {
+            tracing::debug!(?report, "pipeline inventory refreshed");
+            inventory
+        }
+        Err(error) => {
+            tracing::warn!(error = %connwatch::error_chain(&error), "pipeline inventory not refreshed; using the stored one");
+            deps.store.load_inventory().await.unwrap_or_default()
+        }
+    }
 }
 
 /// The connection part of a connection alert's key (`connection/<account>/<region>/<id>`).

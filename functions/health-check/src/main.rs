@@ -3,6 +3,7 @@
 // The handler future nests the SDK futures deeply; computing its layout needs more depth.
 #![recursion_limit = "256"]
 
+use connwatch::adapters::aws::codepipeline::AwsPipelineDirectory;
 use connwatch::adapters::aws::connections::AwsConnectionDirectory;
 use connwatch::adapters::aws::dynamodb::DynamoStore;
 use connwatch::adapters::aws::load_sdk_config;
@@ -26,12 +27,14 @@ async fn main() -> Result<(), Error> {
             config.apis.codeconnections.then(|| aws_sdk_codeconnections::Client::new(&sdk)),
             config.apis.codestar_connections.then(|| aws_sdk_codestarconnections::Client::new(&sdk)),
         ),
+        pipelines: AwsPipelineDirectory::new(aws_sdk_codepipeline::Client::new(&sdk)),
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.common.table_name.clone()),
         notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), config.common.topics.clone()),
         metrics: EmfSink::stdout(config.common.metric_namespace.clone(), "health-check"),
         clock: SystemClock,
         health: HealthPolicy { pending_grace: config.pending_grace, detailed_metrics: config.common.detailed_metrics },
         lifecycle: config.common.lifecycle.clone(),
+        inventory: config.inventory.clone(),
     };
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let deps = &deps;

@@ -4,10 +4,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use connwatch::adapters::memory::{ManualClock, MemoryDirectory, MemoryStore, RecordingMetrics, RecordingNotifier};
+use connwatch::adapters::memory::{
+    ManualClock, MemoryDirectory, MemoryPipelines, MemoryStore, RecordingMetrics, RecordingNotifier,
+};
 use connwatch::domain::alert::{Alert, AlertStatus};
 use connwatch::domain::connection::{Connection, ConnectionArn, ConnectionStatus, ProviderType};
 use connwatch::domain::health::HealthPolicy;
+use connwatch::domain::inventory::{PipelineInfo, SourceAction};
 use connwatch::domain::metric::MetricName;
 use connwatch::lifecycle::LifecyclePolicy;
 use connwatch::ports::DirectoryError;
@@ -15,7 +18,7 @@ use serde_json::json;
 
 use super::*;
 
-type World = Deps<MemoryDirectory, MemoryStore, RecordingNotifier, RecordingMetrics, ManualClock>;
+type World = Deps<MemoryDirectory, MemoryPipelines, MemoryStore, RecordingNotifier, RecordingMetrics, ManualClock>;
 
 const BITBUCKET: &str = "0f5b706a-1a1d-46c5-86b6-f177321bcfb2";
 const GITHUB: &str = "1a2b3c4d-1a1d-46c5-86b6-f177321bcfb2";
@@ -27,12 +30,14 @@ fn t0() -> DateTime<Utc> {
 fn world() -> World {
     Deps {
         directory: MemoryDirectory::default(),
+        pipelines: MemoryPipelines::default(),
         store: MemoryStore::default(),
         notifier: RecordingNotifier::default(),
         metrics: RecordingMetrics::default(),
         clock: ManualClock::new(t0()),
         health: HealthPolicy { pending_grace: Duration::from_secs(3600), detailed_metrics: false },
         lifecycle: LifecyclePolicy::default(),
+        inventory: InventoryPolicy::default(),
     }
 }
 
@@ -236,4 +241,29 @@ async fn any_json_input_is_accepted() {
     for input in [json!({}), json!(null), json!("text"), json!([1, 2]), json!({"detail-type": "Scheduled Event"})] {
         handle(&input, &w).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn connection_alerts_name_the_pipelines_that_use_the_connection() {
+    let w = world();
+    for (name, connection) in [("web-prod", BITBUCKET), ("api-prod", BITBUCKET), ("tools", GITHUB)] {
+        w.pipelines.upsert(PipelineInfo {
+            name: name.to_owned(),
+            role_arn: None,
+            sources: vec![SourceAction {
+                stage: "Source".to_owned(),
+                action: "Source".to_owned(),
+                // The inventory may hold the other ARN prefix: matching is by connection id.
+                connection_arn: Some(format!(
+                    "arn:aws:codestar-connections:eu-west-1:123456789012:connection/{connection}"
+                )),
+                repository: Some(format!("acme/{name}")),
+                branch: Some("main".to_owned()),
+            }],
+        });
+    }
+    w.directory.upsert(bitbucket(ConnectionStatus::Error));
+    tick(&w).await.unwrap();
+    let fired = alerts(&w);
+    assert_eq!(fired[0].affected_pipelines, ["api-prod", "web-prod"]);
 }

@@ -10,10 +10,11 @@ use chrono::{DateTime, Utc};
 use crate::domain::alert::{Alert, DedupKey, Severity};
 use crate::domain::connection::{Connection, ConnectionId};
 use crate::domain::health::ConnectionState;
+use crate::domain::inventory::{ExecutionRecord, InventoryEntry, PipelineInfo};
 use crate::domain::metric::Datum;
 use crate::ports::{
     AlertRecord, AlertStore, Clock, ConnectionDirectory, ConnectionStateStore, Delivery, DirectoryError, MetricError,
-    MetricSink, Notifier, NotifyError, StoreError,
+    MetricSink, Notifier, NotifyError, PipelineDirectory, PipelineInventoryStore, StoreError,
 };
 use crate::render::{Rendered, render};
 
@@ -60,9 +61,46 @@ impl ConnectionDirectory for MemoryDirectory {
     }
 }
 
+/// Settable pipeline definitions, counting the `GetPipeline` calls made.
+#[derive(Debug, Default)]
+pub struct MemoryPipelines {
+    pipelines: Mutex<BTreeMap<String, PipelineInfo>>,
+    gets: Mutex<u32>,
+}
+
+impl MemoryPipelines {
+    /// Adds or replaces a pipeline.
+    pub fn upsert(&self, pipeline: PipelineInfo) {
+        lock(&self.pipelines).insert(pipeline.name.clone(), pipeline);
+    }
+
+    /// Removes a pipeline.
+    pub fn remove(&self, name: &str) {
+        lock(&self.pipelines).remove(name);
+    }
+
+    /// How many `get_pipeline` calls were made.
+    pub fn gets(&self) -> u32 {
+        *lock(&self.gets)
+    }
+}
+
+impl PipelineDirectory for MemoryPipelines {
+    async fn list_pipeline_names(&self) -> Result<Vec<String>, DirectoryError> {
+        Ok(lock(&self.pipelines).keys().cloned().collect())
+    }
+
+    async fn get_pipeline(&self, name: &str) -> Result<Option<PipelineInfo>, DirectoryError> {
+        *lock(&self.gets) += 1;
+        Ok(lock(&self.pipelines).get(name).cloned())
+    }
+}
+
 /// The state table in memory, with DynamoDB's conditional-write semantics.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
+    inventory: Mutex<BTreeMap<String, InventoryEntry>>,
+    executions: Mutex<BTreeMap<(String, String), ExecutionRecord>>,
     connections: Mutex<BTreeMap<ConnectionId, ConnectionState>>,
     alerts: Mutex<BTreeMap<DedupKey, AlertRecord>>,
     events: Mutex<BTreeMap<String, DateTime<Utc>>>,
@@ -103,6 +141,41 @@ impl ConnectionStateStore for MemoryStore {
     async fn save_connection_state(&self, state: &ConnectionState) -> Result<(), StoreError> {
         self.injected_failure("PutItem")?;
         lock(&self.connections).insert(state.id().clone(), state.clone());
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// Every execution record, by (pipeline, execution id).
+    pub fn executions(&self) -> BTreeMap<(String, String), ExecutionRecord> {
+        lock(&self.executions).clone()
+    }
+}
+
+impl PipelineInventoryStore for MemoryStore {
+    async fn load_inventory(&self) -> Result<Vec<InventoryEntry>, StoreError> {
+        Ok(lock(&self.inventory).values().cloned().collect())
+    }
+
+    async fn get_inventory_entry(&self, pipeline: &str) -> Result<Option<InventoryEntry>, StoreError> {
+        Ok(lock(&self.inventory).get(pipeline).cloned())
+    }
+
+    async fn save_inventory_entry(&self, entry: &InventoryEntry) -> Result<(), StoreError> {
+        self.injected_failure("PutItem")?;
+        lock(&self.inventory).insert(entry.info.name.clone(), entry.clone());
+        Ok(())
+    }
+
+    async fn delete_inventory_entry(&self, pipeline: &str) -> Result<(), StoreError> {
+        self.injected_failure("DeleteItem")?;
+        lock(&self.inventory).remove(pipeline);
+        Ok(())
+    }
+
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        self.injected_failure("PutItem")?;
+        lock(&self.executions).insert((record.pipeline.clone(), record.execution_id.clone()), record.clone());
         Ok(())
     }
 }

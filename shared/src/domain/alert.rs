@@ -401,8 +401,13 @@ mod docs_tests {
     use super::AlertKind;
 
     /// Kinds the deployed functions emit today; each must have a runbook section.
-    const EMITTED: &[AlertKind] =
-        &[AlertKind::ConnectionUnhealthy, AlertKind::ConnectionPending, AlertKind::ConnectionDeleted];
+    const EMITTED: &[AlertKind] = &[
+        AlertKind::ConnectionUnhealthy,
+        AlertKind::ConnectionPending,
+        AlertKind::ConnectionDeleted,
+        AlertKind::PipelineSourceFailed,
+        AlertKind::PipelineFailed,
+    ];
 
     #[test]
     fn every_emitted_kind_has_a_runbook_section() {
@@ -415,6 +420,19 @@ mod docs_tests {
         }
         for kind in AlertKind::ALL {
             assert!(page.contains(&format!("`{}`", kind.as_str())), "{kind} is not in the catalog table");
+        }
+        for cause in [
+            "connection_unavailable",
+            "connection_prefix_mismatch",
+            "permission_denied",
+            "repository_not_found",
+            "branch_not_found",
+            "provider_unavailable",
+            "configuration_error",
+            "unknown",
+        ] {
+            let anchor = format!("<a id=\"cause-{}\"></a>`{cause}`", cause.replace('_', "-"));
+            assert!(page.contains(&anchor), "cause {cause} has no runbook row");
         }
     }
 }

@@ -2,6 +2,9 @@
 
 pub mod alert;
 pub mod connection;
+pub mod diagnosis;
 pub mod health;
+pub mod inventory;
 pub mod metric;
+pub mod pipeline;
 pub mod text;

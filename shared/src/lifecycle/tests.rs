@@ -305,3 +305,31 @@ async fn unrouted_severity_is_counted_as_suppressed() {
     assert_eq!(metrics[0].name, MetricName::NotificationsSuppressed);
     assert_eq!(metrics[0].dimensions["Reason"], "no_topic");
 }
+
+#[tokio::test]
+async fn pipelines_fold_into_a_firing_alert_and_appear_in_its_next_notification() {
+    let (store, notifier, clock) = (MemoryStore::default(), RecordingNotifier::default(), ManualClock::new(t0()));
+    let lifecycle = lifecycle(&store, &notifier, &clock);
+    let key = draft(AlertStatus::Firing, Severity::Critical).dedup_key;
+    let other = DedupKey::from_stored("connection/123456789012/eu-west-1/abc/pending".to_owned());
+    assert_eq!(
+        lifecycle.fold_into_firing(std::slice::from_ref(&key), "web-prod").await.unwrap(),
+        None,
+        "nothing firing yet"
+    );
+
+    lifecycle.process(draft(AlertStatus::Firing, Severity::Critical)).await.unwrap();
+    let folded = lifecycle.fold_into_firing(&[other, key.clone()], "web-prod").await.unwrap();
+    assert_eq!(folded, Some(key.clone()));
+    lifecycle.fold_into_firing(std::slice::from_ref(&key), "api-prod").await.unwrap();
+    lifecycle.fold_into_firing(std::slice::from_ref(&key), "web-prod").await.unwrap();
+    assert_eq!(store.alerts()[&key].affected_pipelines, ["api-prod", "web-prod"]);
+
+    clock.set(minutes(30));
+    let Outcome::Notified(resolved) =
+        lifecycle.process(draft(AlertStatus::Resolved, Severity::Critical)).await.unwrap()
+    else {
+        panic!("resolution must notify");
+    };
+    assert_eq!(resolved.affected_pipelines, ["api-prod", "web-prod"]);
+}

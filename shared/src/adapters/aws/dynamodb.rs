@@ -1,4 +1,5 @@
-//! [`ConnectionStateStore`] and [`AlertStore`] over one DynamoDB table (DESIGN §4.5).
+//! [`ConnectionStateStore`], [`AlertStore`] and [`PipelineInventoryStore`] over one DynamoDB
+//! table (DESIGN §4.5).
 //!
 //! # Table
 //!
@@ -11,16 +12,19 @@
 //! | connection state | `CONN` | connection id (UUID) | a [`ConnectionState`] | none: tombstones are kept |
 //! | alert lifecycle | `ALERT` | dedup key | an [`AlertRecord`]; `version` (N) guards conditional writes | set once resolved |
 //! | processed event | `EVENT#<EventBridge event id>` | `EVENT` | none | always |
+//! | pipeline inventory | `PIPE` | pipeline name | an [`InventoryEntry`] (the pipeline's connection sources nested under `info`) | none: entries are deleted when the pipeline is |
+//! | pipeline execution | `EXEC#<pipeline name>` | execution id | an [`ExecutionRecord`] | always |
 //!
 //! All connection states share one partition so the health check reads them with a single
-//! `Query` (there are tens of connections per account, far from a partition's limits). Every
-//! read is strongly consistent: the health check and the event handlers run a read, decide,
-//! conditional-write cycle, and an eventually consistent read would lose against the write
-//! that just preceded it.
+//! `Query` (there are tens of connections per account, far from a partition's limits); so do
+//! all inventory entries (tens to hundreds of pipelines). Every read is strongly consistent:
+//! the health check and the event handlers run a read, decide, conditional-write cycle, and an
+//! eventually consistent read would lose against the write that just preceded it.
 //!
 //! `expires_at` is a number because DynamoDB TTL ignores any other type. It is kept to the
-//! second; sub-second precision of [`AlertRecord::expires_at`] is dropped on write. TTL
-//! deletes up to 48 hours late, so readers compare `expires_at` with the clock themselves.
+//! second; sub-second precision of [`AlertRecord::expires_at`] and
+//! [`ExecutionRecord::expires_at`] is dropped on write. TTL deletes up to 48 hours late, so
+//! readers compare `expires_at` with the clock themselves.
 //!
 //! IAM: `dynamodb:Query`, `dynamodb:GetItem`, `dynamodb:PutItem`, `dynamodb:DeleteItem` on
 //! the state table.
@@ -31,11 +35,13 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
 use crate::domain::alert::DedupKey;
 use crate::domain::health::ConnectionState;
-use crate::ports::{AlertRecord, AlertStore, BoxError, ConnectionStateStore, StoreError};
+use crate::domain::inventory::{ExecutionRecord, InventoryEntry};
+use crate::ports::{AlertRecord, AlertStore, BoxError, ConnectionStateStore, PipelineInventoryStore, StoreError};
 
 /// One DynamoDB item.
 type Item = HashMap<String, AttributeValue>;
@@ -52,6 +58,8 @@ const CONN: &str = "CONN";
 const ALERT: &str = "ALERT";
 /// The sort key of processed-event items.
 const EVENT: &str = "EVENT";
+/// The partition of pipeline inventory entries.
+const PIPE: &str = "PIPE";
 
 /// The connwatch state table.
 #[derive(Debug, Clone)]
@@ -65,39 +73,47 @@ impl DynamoStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
-}
 
-impl ConnectionStateStore for DynamoStore {
-    async fn load_connection_states(&self) -> Result<Vec<ConnectionState>, StoreError> {
+    /// Every item of the partition `pk` (all pages, strongly consistent), decoded.
+    async fn query_partition<T: DeserializeOwned>(&self, pk: &str) -> Result<Vec<T>, StoreError> {
         let mut pages = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":pk", s(CONN))
+            .expression_attribute_values(":pk", s(pk))
             .consistent_read(true)
             .into_paginator()
             .send();
-        let mut states = Vec::new();
+        let mut decoded = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| unavailable("Query", e))?;
-            tracing::debug!(table = %self.table, items = page.items().len(), "read a page of connection states");
+            tracing::debug!(table = %self.table, partition = pk, items = page.items().len(), "read a page of items");
             for item in page.items() {
-                let key = item_key(CONN, item.get(SK).and_then(|v| v.as_s().ok()).map_or("?", String::as_str));
-                let state = from_item(item.clone()).map_err(|e| malformed(key, e))?;
-                states.push(state);
+                let sk = item.get(SK).and_then(|v| v.as_s().ok()).map_or("?", String::as_str);
+                decoded.push(from_item(item.clone()).map_err(|e| malformed(item_key(pk, sk), e))?);
             }
         }
-        Ok(states)
+        Ok(decoded)
     }
 
-    async fn save_connection_state(&self, state: &ConnectionState) -> Result<(), StoreError> {
-        let id = state.id().as_str();
-        let mut item: Item = to_item(state).map_err(|e| malformed(item_key(CONN, id), e))?;
-        item.insert(PK.to_owned(), s(CONN));
-        item.insert(SK.to_owned(), s(id));
-        // Last writer wins: the health check is the only writer of these items.
+    /// The item under `pk`/`sk`, read strongly consistent.
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", e))?;
+        Ok(output.item)
+    }
+
+    /// Writes an item unconditionally (last writer wins).
+    async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -109,19 +125,24 @@ impl ConnectionStateStore for DynamoStore {
     }
 }
 
+impl ConnectionStateStore for DynamoStore {
+    async fn load_connection_states(&self) -> Result<Vec<ConnectionState>, StoreError> {
+        self.query_partition(CONN).await
+    }
+
+    async fn save_connection_state(&self, state: &ConnectionState) -> Result<(), StoreError> {
+        let id = state.id().as_str();
+        let mut item: Item = to_item(state).map_err(|e| malformed(item_key(CONN, id), e))?;
+        item.extend(key_of(CONN, id));
+        // Last writer wins: the health check is the only writer of these items.
+        self.put(item).await
+    }
+}
+
 impl AlertStore for DynamoStore {
     async fn get_alert(&self, key: &DedupKey) -> Result<Option<AlertRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(ALERT, key.as_str())))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", e))?;
-        output
-            .item
+        self.get(ALERT, key.as_str())
+            .await?
             .map(|item| alert_from_item(item).map_err(|e| malformed(item_key(ALERT, key.as_str()), e)))
             .transpose()
     }
@@ -192,32 +213,58 @@ impl AlertStore for DynamoStore {
     }
 
     async fn mark_event_processed(&self, event_id: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
-        let item = Item::from([
-            (PK.to_owned(), s(&event_pk(event_id))),
-            (SK.to_owned(), s(EVENT)),
-            (EXPIRES_AT.to_owned(), n(expires_at.timestamp().into())),
-        ]);
+        let mut item = key_of(&event_pk(event_id), EVENT);
+        set_expiry(&mut item, Some(expires_at));
+        self.put(item).await
+    }
+}
+
+impl PipelineInventoryStore for DynamoStore {
+    async fn load_inventory(&self) -> Result<Vec<InventoryEntry>, StoreError> {
+        self.query_partition(PIPE).await
+    }
+
+    async fn get_inventory_entry(&self, pipeline: &str) -> Result<Option<InventoryEntry>, StoreError> {
+        self.get(PIPE, pipeline)
+            .await?
+            .map(|item| from_item(item).map_err(|e| malformed(item_key(PIPE, pipeline), e)))
+            .transpose()
+    }
+
+    async fn save_inventory_entry(&self, entry: &InventoryEntry) -> Result<(), StoreError> {
+        let name = entry.info.name.as_str();
+        let mut item: Item = to_item(entry).map_err(|e| malformed(item_key(PIPE, name), e))?;
+        item.extend(key_of(PIPE, name));
+        // Last writer wins: an entry is a cache of `GetPipeline`, and any writer's copy will do.
+        self.put(item).await
+    }
+
+    async fn delete_inventory_entry(&self, pipeline: &str) -> Result<(), StoreError> {
         self.client
-            .put_item()
+            .delete_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_key(Some(key_of(PIPE, pipeline)))
             .send()
             .await
-            .map_err(|e| unavailable("PutItem", e))?;
+            .map_err(|e| unavailable("DeleteItem", e))?;
         Ok(())
+    }
+
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        let pk = exec_pk(&record.pipeline);
+        let mut item: Item = to_item(record).map_err(|e| malformed(item_key(&pk, &record.execution_id), e))?;
+        set_expiry(&mut item, Some(record.expires_at));
+        item.extend(key_of(&pk, &record.execution_id));
+        // Last writer wins: the record of an execution is its latest event's view.
+        self.put(item).await
     }
 }
 
 /// The item of an alert record: its fields, the keys, and `expires_at` as epoch seconds.
 fn alert_item(record: &AlertRecord) -> Result<Item, serde_dynamo::Error> {
     let mut item: Item = to_item(record)?;
-    match record.expires_at {
-        Some(at) => item.insert(EXPIRES_AT.to_owned(), n(at.timestamp().into())),
-        // No attribute rather than NULL: TTL skips items without it, and so do readers.
-        None => item.remove(EXPIRES_AT),
-    };
-    item.insert(PK.to_owned(), s(ALERT));
-    item.insert(SK.to_owned(), s(record.dedup_key.as_str()));
+    set_expiry(&mut item, record.expires_at);
+    item.extend(key_of(ALERT, record.dedup_key.as_str()));
     Ok(item)
 }
 
@@ -228,6 +275,16 @@ fn alert_from_item(mut item: Item) -> Result<AlertRecord, BoxError> {
     let mut record: AlertRecord = from_item(item)?;
     record.expires_at = expires_at;
     Ok(record)
+}
+
+/// Sets the TTL attribute of an item to `expires_at` as epoch seconds (N), replacing whatever
+/// serde wrote for the field; `None` removes it.
+fn set_expiry(item: &mut Item, expires_at: Option<DateTime<Utc>>) {
+    match expires_at {
+        Some(at) => item.insert(EXPIRES_AT.to_owned(), n(at.timestamp().into())),
+        // No attribute rather than NULL: TTL skips items without it, and so do readers.
+        None => item.remove(EXPIRES_AT),
+    };
 }
 
 /// An `expires_at` value that is not epoch seconds.
@@ -254,6 +311,11 @@ fn epoch_seconds(value: &AttributeValue) -> Result<Option<DateTime<Utc>>, BadExp
 /// The partition key of a processed event.
 fn event_pk(event_id: &str) -> String {
     format!("EVENT#{event_id}")
+}
+
+/// The partition key of a pipeline's execution records.
+fn exec_pk(pipeline: &str) -> String {
+    format!("EXEC#{pipeline}")
 }
 
 /// The primary key of an item.
@@ -305,6 +367,7 @@ mod tests {
     use crate::domain::alert::{AlertKind, AlertStatus, Resources, Severity};
     use crate::domain::connection::{ConnectionArn, ConnectionStatus, ProviderType};
     use crate::domain::health::ConnectionProblem;
+    use crate::domain::inventory::{PipelineInfo, SourceAction};
 
     const TABLE: &str = "connwatch-state";
     const KEY: &str = "connection/123456789012/eu-west-1/0f5b706a-1a1d-46c5-86b6-f177321bcfb2/unhealthy";
@@ -330,6 +393,47 @@ mod tests {
             affected_pipelines: vec!["web-prod".to_owned()],
             version,
             expires_at: Some(t0() + chrono::Duration::days(7)),
+        }
+    }
+
+    const CS_ARN: &str =
+        "arn:aws:codestar-connections:eu-west-1:123456789012:connection/0f5b706a-1a1d-46c5-86b6-f177321bcfb2";
+
+    fn entry(name: &str) -> InventoryEntry {
+        InventoryEntry {
+            info: PipelineInfo {
+                name: name.to_owned(),
+                role_arn: Some("arn:aws:iam::123456789012:role/pipeline-role".to_owned()),
+                sources: vec![SourceAction {
+                    stage: "Source".to_owned(),
+                    action: "App".to_owned(),
+                    connection_arn: Some(CS_ARN.to_owned()),
+                    repository: Some("acme/web".to_owned()),
+                    branch: Some("main".to_owned()),
+                }],
+            },
+            refreshed_at: t0(),
+            source_failure_streak: 1,
+        }
+    }
+
+    fn entry_item(name: &str) -> Item {
+        let mut item: Item = to_item(entry(name)).unwrap();
+        item.extend(key_of(PIPE, name));
+        item
+    }
+
+    fn execution() -> ExecutionRecord {
+        ExecutionRecord {
+            pipeline: "web-prod".to_owned(),
+            execution_id: "47f821c5-a902-44b2-ae61-b878d31ecd21".to_owned(),
+            state: "FAILED".to_owned(),
+            commit_id: Some("9f3c2a1".to_owned()),
+            trigger: Some("CodeStarSourceConnection".to_owned()),
+            repository: Some("acme/web".to_owned()),
+            branch: Some("main".to_owned()),
+            updated_at: t0(),
+            expires_at: t0() + chrono::Duration::days(7),
         }
     }
 
@@ -564,6 +668,129 @@ mod tests {
         let error = store.is_event_processed("ev-1").await.unwrap_err();
 
         assert!(matches!(error, StoreError::Unavailable { operation: "GetItem", .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn an_inventory_entry_is_written_under_the_pipeline_name_with_its_sources() {
+        let stored: Arc<Mutex<Option<Item>>> = Arc::default();
+        let written = Arc::clone(&stored);
+        let put = mock!(Client::put_item)
+            .match_requests(|r| r.table_name() == Some(TABLE) && r.condition_expression().is_none())
+            .then_compute_output(move |r| {
+                *written.lock().unwrap() = r.item().cloned();
+                PutItemOutput::builder().build()
+            });
+        let read = Arc::clone(&stored);
+        let get = mock!(Client::get_item)
+            .match_requests(|r| r.consistent_read() == Some(true) && r.key() == Some(&key_of(PIPE, "web-prod")))
+            .then_compute_output(move |_| GetItemOutput::builder().set_item(read.lock().unwrap().clone()).build());
+        let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&put, &get]), TABLE);
+
+        store.save_inventory_entry(&entry("web-prod")).await.unwrap();
+        let item = stored.lock().unwrap().clone().unwrap();
+        let read_back = store.get_inventory_entry("web-prod").await.unwrap();
+
+        assert_eq!(item.get("pk"), Some(&s("PIPE")));
+        assert_eq!(item.get("sk"), Some(&s("web-prod")));
+        assert!(!item.contains_key("expires_at"), "inventory entries do not expire");
+        let sources = item
+            .get("info")
+            .and_then(|info| info.as_m().ok())
+            .and_then(|info| info.get("sources"))
+            .and_then(|sources| sources.as_l().ok())
+            .expect("the sources are stored under info");
+        let source = sources[0].as_m().unwrap();
+        assert_eq!(source.get("connection_arn"), Some(&s(CS_ARN)));
+        assert_eq!(source.get("repository"), Some(&s("acme/web")));
+        assert_eq!(source.get("branch"), Some(&s("main")));
+        assert_eq!(read_back, Some(entry("web-prod")));
+    }
+
+    #[tokio::test]
+    async fn the_inventory_is_read_from_every_page_of_the_query() {
+        let first = mock!(Client::query)
+            .match_requests(|r| {
+                r.exclusive_start_key().is_none()
+                    && r.consistent_read() == Some(true)
+                    && r.expression_attribute_values().and_then(|v| v.get(":pk")) == Some(&s("PIPE"))
+            })
+            .then_output(|| {
+                QueryOutput::builder()
+                    .items(entry_item("api-prod"))
+                    .items(entry_item("web-prod"))
+                    .set_last_evaluated_key(Some(key_of(PIPE, "web-prod")))
+                    .build()
+            });
+        let second = mock!(Client::query)
+            .match_requests(|r| r.exclusive_start_key() == Some(&key_of(PIPE, "web-prod")))
+            .then_output(|| QueryOutput::builder().items(entry_item("worker")).build());
+        let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &second]), TABLE);
+
+        let inventory = store.load_inventory().await.unwrap();
+
+        assert_eq!(inventory, [entry("api-prod"), entry("web-prod"), entry("worker")]);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_inventory_entry_is_malformed_and_a_missing_one_none() {
+        let page = mock!(Client::query)
+            .then_output(|| QueryOutput::builder().items(entry_item("ok")).items(key_of(PIPE, "broken")).build());
+        let missing = mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
+        let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&page, &missing]), TABLE);
+
+        let error = store.load_inventory().await.unwrap_err();
+        assert!(matches!(&error, StoreError::Malformed { key, .. } if key == "PIPE/broken"), "{error:?}");
+        assert_eq!(store.get_inventory_entry("gone").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_execution_record_is_stored_with_expires_at_as_epoch_seconds() {
+        let stored: Arc<Mutex<Option<Item>>> = Arc::default();
+        let written = Arc::clone(&stored);
+        let put = mock!(Client::put_item).then_compute_output(move |r| {
+            *written.lock().unwrap() = r.item().cloned();
+            PutItemOutput::builder().build()
+        });
+        let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, [&put]), TABLE);
+
+        store.record_execution(&execution()).await.unwrap();
+        let item = stored.lock().unwrap().clone().unwrap();
+
+        assert_eq!(item.get("pk"), Some(&s("EXEC#web-prod")));
+        assert_eq!(item.get("sk"), Some(&s("47f821c5-a902-44b2-ae61-b878d31ecd21")));
+        let expires = (t0() + chrono::Duration::days(7)).timestamp().to_string();
+        assert_eq!(item.get("expires_at"), Some(&AttributeValue::N(expires)));
+        assert_eq!(item.get("state"), Some(&s("FAILED")));
+        assert_eq!(item.get("commit_id"), Some(&s("9f3c2a1")));
+    }
+
+    #[tokio::test]
+    async fn deleting_an_inventory_entry_targets_its_key_unconditionally() {
+        let rule = mock!(Client::delete_item)
+            .match_requests(|r| {
+                r.table_name() == Some(TABLE)
+                    && r.key() == Some(&key_of(PIPE, "web-prod"))
+                    && r.condition_expression().is_none()
+            })
+            .then_output(|| DeleteItemOutput::builder().build());
+        let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+
+        store.delete_inventory_entry("web-prod").await.unwrap();
+
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_inventory_write_is_unavailable() {
+        let rule = mock!(Client::put_item).then_error(|| {
+            PutItemError::generic(ErrorMetadata::builder().code("InternalServerError").message("boom").build())
+        });
+        let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+
+        let error = store.record_execution(&execution()).await.unwrap_err();
+
+        assert!(matches!(error, StoreError::Unavailable { operation: "PutItem", .. }), "{error:?}");
     }
 
     #[test]

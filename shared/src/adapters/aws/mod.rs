@@ -4,7 +4,8 @@
 //! | Module | Port | AWS API | IAM actions |
 //! |---|---|---|---|
 //! | [`connections`] | [`ConnectionDirectory`](crate::ports::ConnectionDirectory) | CodeConnections `ListConnections` (both namespaces) | `codeconnections:ListConnections`, `codestar-connections:ListConnections` |
-//! | [`dynamodb`] | [`ConnectionStateStore`](crate::ports::ConnectionStateStore), [`AlertStore`](crate::ports::AlertStore) | DynamoDB `Query`, `GetItem`, `PutItem`, `DeleteItem` | `dynamodb:Query`, `dynamodb:GetItem`, `dynamodb:PutItem`, `dynamodb:DeleteItem` on the state table |
+//! | [`codepipeline`] | [`PipelineDirectory`](crate::ports::PipelineDirectory) | CodePipeline `ListPipelines`, `GetPipeline` | `codepipeline:ListPipelines`, `codepipeline:GetPipeline` |
+//! | [`dynamodb`] | [`ConnectionStateStore`](crate::ports::ConnectionStateStore), [`AlertStore`](crate::ports::AlertStore), [`PipelineInventoryStore`](crate::ports::PipelineInventoryStore) | DynamoDB `Query`, `GetItem`, `PutItem`, `DeleteItem` | `dynamodb:Query`, `dynamodb:GetItem`, `dynamodb:PutItem`, `dynamodb:DeleteItem` on the state table |
 //! | [`sns`] | [`Notifier`](crate::ports::Notifier) | SNS `Publish` | `sns:Publish` on the severity topics |
 //! | [`cloudwatch`] | [`MetricSink`](crate::ports::MetricSink) | CloudWatch `PutMetricData` | `cloudwatch:PutMetricData` |
 //!
@@ -20,6 +21,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 #[cfg(feature = "cloudwatch")]
 pub mod cloudwatch;
+#[cfg(feature = "codepipeline")]
+pub mod codepipeline;
 #[cfg(feature = "connections")]
 pub mod connections;
 #[cfg(feature = "dynamodb")]
