@@ -322,17 +322,7 @@ where
     if entry.as_ref().is_some_and(|e| e.source_failure_streak > 0) {
         bump_streak(entry, deps, false).await?;
     }
-    let mut draft =
-        source_failed_draft(event, None, None, None, &diagnosis::classify(&Signals::default()), Severity::Warning, 0);
-    draft.status = AlertStatus::Resolved;
-    draft.title = format!("Pipeline {} fetches its source again", clean(&event.pipeline, NAME_CAP));
-    draft.summary = format!(
-        "The source action of pipeline {} succeeded at {} (execution {}).",
-        clean(&event.pipeline, NAME_CAP),
-        event.time.format("%Y-%m-%d %H:%M UTC"),
-        event.execution_id
-    );
-    draft.cause = None;
+    let draft = source_resolved_draft(event);
     report.outcomes.push(lifecycle.process(draft).await.map_err(PipelineError::Lifecycle)?);
     report.decision = "source succeeded: execution recorded, source alert resolved if open".to_owned();
     Ok(())
@@ -466,6 +456,35 @@ fn source_failed_draft(
         occurred_at: event.time,
         source_event_id: Some(event.id.clone()),
         links,
+    }
+}
+
+/// The resolution of `pipeline.source_failed`: the pipeline fetched its source again.
+fn source_resolved_draft(event: &PipelineEvent) -> AlertDraft {
+    let pipeline = clean(&event.pipeline, NAME_CAP);
+    AlertDraft {
+        dedup_key: source_failed_key(event),
+        status: AlertStatus::Resolved,
+        severity: Severity::Warning,
+        kind: AlertKind::PipelineSourceFailed,
+        title: format!("Pipeline {pipeline} fetches its source again"),
+        summary: format!(
+            "The source action of pipeline {pipeline} succeeded at {} (execution {}).",
+            event.time.format("%Y-%m-%d %H:%M UTC"),
+            event.execution_id
+        ),
+        cause: None,
+        account: event.account.clone(),
+        region: event.region.clone(),
+        resources: Resources {
+            pipeline: Some(pipeline.clone()),
+            execution_id: Some(event.execution_id.clone()),
+            ..Resources::default()
+        },
+        affected_pipelines: vec![pipeline],
+        occurred_at: event.time,
+        source_event_id: Some(event.id.clone()),
+        links: vec![execution_link(event)],
     }
 }
 
