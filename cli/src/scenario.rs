@@ -68,8 +68,15 @@ fn default_branch() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEvent {
-    pipeline: String,
+    pipeline: Option<String>,
     kind: EventKind,
+    /// `api_call`: the API name (`DeleteConnection`, …).
+    event_name: Option<String>,
+    /// `api_call`: the connection (by scenario name) the call is about.
+    connection: Option<String>,
+    /// `api_call`: the caller's role session and role (`mary`, `Admin`).
+    principal: Option<String>,
+    role: Option<String>,
     state: Option<String>,
     stage: Option<String>,
     action: Option<String>,
@@ -89,6 +96,9 @@ enum EventKind {
     Pipeline,
     /// Another action's state change (`stage`, `action`, `state` required).
     Action,
+    /// A CloudTrail API call on a connection (`event_name`, `connection` required;
+    /// `error_code` makes it a denied or failed call).
+    ApiCall,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,12 +225,17 @@ impl Scenario {
                 return Err(ScenarioError::OutOfOrder { step: number, at: step.at });
             }
             previous = at;
+            // Events may name a connection this step creates or deletes.
+            let mut names = known.clone();
             let changes = place.changes(&step, number, &mut known)?;
+            names.extend(known.iter().map(|(k, v)| (k.clone(), v.clone())));
             let events = step
                 .events
                 .iter()
                 .enumerate()
-                .map(|(i, e)| place.event(e, &raw.name, number, i, at, &pipelines))
+                .map(|(index, e)| {
+                    place.event(e, &Slot { scenario: &raw.name, step: number, index, at }, &pipelines, &names)
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             steps.push(Step { at, note: step.note, changes, fail_listing: step.fail_listing, events });
         }
@@ -232,6 +247,15 @@ fn setting(name: &'static str, value: Option<&str>, default: Duration) -> Result
     value.map_or(Ok(default), |v| {
         humantime::parse_duration(v).map_err(|_| ScenarioError::BadSetting { name, value: v.to_owned() })
     })
+}
+
+/// Where an event sits in a scenario: its ids are derived from this, so runs are reproducible.
+#[derive(Debug, Clone, Copy)]
+struct Slot<'a> {
+    scenario: &'a str,
+    step: usize,
+    index: usize,
+    at: DateTime<Utc>,
 }
 
 /// The account and region connections of a scenario live in.
@@ -301,23 +325,26 @@ impl Place<'_> {
     fn event(
         &self,
         raw: &RawEvent,
-        scenario: &str,
-        step: usize,
-        index: usize,
-        at: DateTime<Utc>,
+        slot: &Slot<'_>,
         pipelines: &[PipelineInfo],
+        known: &BTreeMap<String, Connection>,
     ) -> Result<serde_json::Value, ScenarioError> {
+        let Slot { scenario, step, index, at } = *slot;
         let bad = |reason: &str| ScenarioError::BadConnection {
             context: format!("step {step} event {}", index + 1),
             reason: reason.to_owned(),
         };
-        let Some(pipeline) = pipelines.iter().find(|p| p.name == raw.pipeline) else {
-            return Err(bad(&format!("unknown pipeline {}", raw.pipeline)));
+        let seed = format!("connwatch:{scenario}:{step}:{index}");
+        if raw.kind == EventKind::ApiCall {
+            return self.api_call(raw, &seed, at, known).map_err(|reason| bad(&reason));
+        }
+        let pipeline_name = raw.pipeline.as_deref().unwrap_or_default();
+        let Some(pipeline) = pipelines.iter().find(|p| p.name == pipeline_name) else {
+            return Err(bad(&format!("unknown pipeline {pipeline_name:?}")));
         };
         // `{connection_arn}` in a summary stands for the pipeline's connection, as AWS quotes it.
         let connection_arn = pipeline.sources.first().and_then(|s| s.connection_arn.clone()).unwrap_or_default();
         let summary = raw.summary.as_ref().map(|s| s.replace("{connection_arn}", &connection_arn));
-        let seed = format!("connwatch:{scenario}:{step}:{index}");
         let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes()).to_string();
         let execution = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("{seed}:execution").as_bytes());
         let (detail_type, mut detail) = match raw.kind {
@@ -345,6 +372,7 @@ impl Place<'_> {
                 });
                 ("CodePipeline Action Execution State Change", detail)
             }
+            EventKind::ApiCall => return Err(bad("unreachable: handled above")),
             EventKind::Action => {
                 let (Some(stage), Some(action), Some(state)) = (&raw.stage, &raw.action, &raw.state) else {
                     return Err(bad("kind = \"action\" needs stage, action and state"));
@@ -357,15 +385,59 @@ impl Place<'_> {
                 ("CodePipeline Action Execution State Change", detail)
             }
         };
-        detail["pipeline"] = json!(raw.pipeline);
+        detail["pipeline"] = json!(pipeline_name);
         detail["execution-id"] = json!(execution.to_string());
         detail["version"] = json!(1.0);
         detail["pipeline-execution-attempt"] = json!(1.0);
         Ok(json!({
             "version": "0", "id": id, "detail-type": detail_type, "source": "aws.codepipeline",
             "account": self.account, "time": at, "region": self.region,
-            "resources": [format!("arn:aws:codepipeline:{}:{}:{}", self.region, self.account, raw.pipeline)],
+            "resources": [format!("arn:aws:codepipeline:{}:{}:{}", self.region, self.account, pipeline_name)],
             "detail": detail,
+        }))
+    }
+
+    /// A CloudTrail "AWS API Call via CloudTrail" event on a scenario connection, in the
+    /// namespace of the connection's ARN.
+    fn api_call(
+        &self,
+        raw: &RawEvent,
+        seed: &str,
+        at: DateTime<Utc>,
+        known: &BTreeMap<String, Connection>,
+    ) -> Result<serde_json::Value, String> {
+        let event_name = raw.event_name.as_deref().ok_or("kind = \"api_call\" needs event_name")?;
+        let name = raw.connection.as_deref().ok_or("kind = \"api_call\" needs connection")?;
+        let connection = known.get(name).ok_or_else(|| format!("unknown connection {name}"))?;
+        let prefix = connection.arn.prefix().as_str();
+        let (session, role) = (raw.principal.as_deref().unwrap_or("someone"), raw.role.as_deref().unwrap_or("Admin"));
+        let mut detail = json!({
+            "eventVersion": "1.08",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "arn": format!("arn:aws:sts::{}:assumed-role/{role}/{session}", self.account),
+                "accountId": self.account,
+                "sessionContext": {"attributes": {"mfaAuthenticated": "true"}},
+            },
+            "eventTime": at, "eventSource": format!("{prefix}.amazonaws.com"), "eventName": event_name,
+            "awsRegion": self.region, "sourceIPAddress": "203.0.113.10", "userAgent": "aws-cli/2.13.30",
+            "requestParameters": {"connectionArn": connection.arn.to_string()}, "responseElements": null,
+            "eventID": uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("{seed}:cloudtrail").as_bytes()).to_string(),
+            "eventType": "AwsApiCall",
+        });
+        if let Some(code) = &raw.error_code {
+            detail["errorCode"] = json!(code);
+            detail["errorMessage"] = json!(format!(
+                "User: arn:aws:sts::{}:assumed-role/{role}/{session} is not authorized to perform: {prefix}:{event_name} on resource: {}",
+                self.account, connection.arn
+            ));
+            detail["requestParameters"] = json!(null);
+        }
+        Ok(json!({
+            "version": "0",
+            "id": uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes()).to_string(),
+            "detail-type": "AWS API Call via CloudTrail", "source": format!("aws.{prefix}"),
+            "account": self.account, "time": at, "region": self.region, "resources": [], "detail": detail,
         }))
     }
 

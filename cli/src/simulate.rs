@@ -49,8 +49,8 @@ pub(crate) async fn run(scenario: &Scenario) -> Vec<StepResult> {
         let mut decisions = Vec::new();
         for event in &step.events {
             let handled = world.deliver(event).await;
-            let pipeline = event["detail"]["pipeline"].as_str().unwrap_or("?");
-            decisions.push(format!("{pipeline}: {}", handled.decision));
+            let subject = event["detail"]["pipeline"].as_str().unwrap_or(handled.handler.unwrap_or("no handler"));
+            decisions.push(format!("{subject}: {}", handled.decision));
             errors.extend(handled.skipped.filter(|reason| reason.starts_with("error")));
         }
         let (notifications, metrics) = world.drain();

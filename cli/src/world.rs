@@ -19,6 +19,7 @@ use crate::scenario::Settings;
 /// The handlers an event can reach.
 pub(crate) const HEALTH_CHECK: &str = "health-check";
 pub(crate) const PIPELINE_EVENTS: &str = "pipeline-events";
+pub(crate) const API_AUDIT: &str = "api-audit";
 
 /// The in-memory adapters and the settings of every handler.
 #[derive(Debug)]
@@ -90,6 +91,7 @@ impl World {
                 },
                 Err(error) => failed(HEALTH_CHECK, &error),
             },
+            Some(API_AUDIT) => self.api_call(event).await,
             Some(_) => self.pipeline_event(event).await,
             None => Handled {
                 handler: None,
@@ -125,6 +127,26 @@ impl World {
         }
     }
 
+    async fn api_call(&self, event: &Value) -> Handled {
+        let deps = api_audit::Deps {
+            store: &self.store,
+            notifier: &self.notifier,
+            metrics: &self.metrics,
+            clock: &self.clock,
+            policy: api_audit::AuditPolicy::default(),
+            lifecycle: self.lifecycle.clone(),
+        };
+        match api_audit::handle(event, &deps).await {
+            Ok(report) => Handled {
+                handler: Some(API_AUDIT),
+                skipped: report.skipped,
+                decision: report.decision,
+                outcomes: report.outcomes,
+            },
+            Err(error) => failed(API_AUDIT, &error_chain(&error)),
+        }
+    }
+
     /// Takes what was published and emitted since the last call.
     pub(crate) fn drain(&self) -> (Vec<(String, Rendered)>, Vec<Datum>) {
         let published = self.notifier.take().into_iter().map(|p| (p.topic.as_str().to_owned(), p.rendered)).collect();
@@ -146,6 +168,10 @@ pub(crate) fn route(event: &Value) -> Option<&'static str> {
     let source = event.get("source").and_then(Value::as_str)?;
     let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or("");
     match (source, detail_type) {
+        (
+            "aws.codestar-connections" | "aws.codeconnections" | "aws.iam" | "aws.codepipeline",
+            connwatch::domain::audit::DETAIL_TYPE,
+        ) => Some(API_AUDIT),
         ("aws.codepipeline", _) => Some(PIPELINE_EVENTS),
         ("aws.events", "Scheduled Event") => Some(HEALTH_CHECK),
         _ => None,

@@ -50,10 +50,10 @@ fn default_scenario_pages_exactly_what_the_issue_promises() {
     assert_eq!(deleted[0]["alert"]["resources"]["connection_name"], "gitlab-legacy");
 
     let notification_count = lines.iter().filter(|l| l["type"] == "notification").count();
-    assert_eq!(notification_count, 6, "nothing else is paged");
+    assert_eq!(notification_count, 8, "nothing else is paged");
 
     // One heartbeat per step, except the step whose listing was throttled.
-    let steps = 14;
+    let steps = 15;
     let heartbeats = lines.iter().filter(|l| l["type"] == "metric" && l["name"] == "HealthCheckRuns").count();
     let errors: Vec<_> = lines.iter().filter(|l| l["name"] == "HealthCheckErrors").collect();
     assert_eq!(heartbeats + errors.len(), steps);
@@ -90,6 +90,22 @@ fn default_scenario_pages_once_per_cause_with_the_pipelines_named() {
         .map(|l| l["dimensions"]["Cause"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(causes, ["connection_unavailable", "connection_unavailable", "permission_denied"]);
+}
+
+#[test]
+fn default_scenario_audits_the_deletion_and_the_refused_call() {
+    let (_, stdout, _) = connwatch(&["simulate", "--format", "json"]);
+    let lines = lines(&stdout);
+    let deleted = notifications(&lines, "api.connection_deleted", "firing");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["topic"], "critical");
+    assert_eq!(deleted[0]["alert"]["title"], "mary (role Admin) deleted connection gitlab-legacy");
+    assert_eq!(deleted[0]["alert"]["affected_pipelines"], serde_json::json!(["docs-site", "handbook"]));
+    assert_eq!(deleted[0]["alert"]["resources"]["principal"], "arn:aws:sts::123456789012:assumed-role/Admin/mary");
+    let denied = notifications(&lines, "api.access_denied", "firing");
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["topic"], "warning");
+    assert!(lines.iter().any(|l| l["name"] == "ApiCalls" && l["dimensions"]["Outcome"] == "denied"));
 }
 
 #[test]
@@ -130,7 +146,7 @@ fn text_output_is_a_readable_timeline() {
     assert_eq!(code, 0);
     assert!(stdout.contains("09:10     CRITICAL  FIRING    Connection bitbucket-prod is ERROR"), "{stdout}");
     assert!(stdout.contains("RESOLVED  Connection bitbucket-prod is AVAILABLE again"));
-    assert!(stdout.contains("Notifications: 6 (critical 2, warning 4)"));
+    assert!(stdout.contains("Notifications: 8 (critical 3, warning 5)"), "{stdout}");
     assert!(stdout.contains("web-prod: source failed (connection_unavailable): folded into connection/"), "{stdout}");
     assert!(stdout.contains("HealthCheckRuns"));
 }

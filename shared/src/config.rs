@@ -45,6 +45,10 @@ pub const SOURCE_FAILURE_ESCALATION: &str = "CONNWATCH_SOURCE_FAILURE_ESCALATION
 /// metric is always emitted).
 pub const NOTIFY_PIPELINE_FAILURES: &str = "CONNWATCH_NOTIFY_PIPELINE_FAILURES";
 
+/// Roles whose IAM changes are audited besides the pipelines' own (comma-separated names or
+/// ARNs, `*` wildcards; default none).
+pub const WATCHED_ROLES: &str = "CONNWATCH_WATCHED_ROLES";
+
 /// A configuration value that is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -139,6 +143,33 @@ impl PipelineEventsConfig {
             escalate_after: env.count(SOURCE_FAILURE_ESCALATION, 3)?,
             notify_pipeline_failures: env.bool(NOTIFY_PIPELINE_FAILURES, false)?,
             inventory: inventory_policy(env)?,
+        })
+    }
+}
+
+/// Settings of the api-audit function.
+#[derive(Debug, Clone)]
+pub struct ApiAuditConfig {
+    /// Shared settings.
+    pub common: CommonConfig,
+    /// Extra roles whose IAM changes are audited.
+    pub watched_roles: Vec<String>,
+}
+
+impl ApiAuditConfig {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&Env(|name: &str| std::env::var(name).ok()))
+    }
+
+    /// Reads the settings through a lookup function.
+    pub fn from_lookup<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: CommonConfig::from_lookup(env)?,
+            watched_roles: env
+                .get(WATCHED_ROLES)
+                .map(|v| v.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
         })
     }
 }

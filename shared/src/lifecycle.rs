@@ -272,7 +272,7 @@ fn decide(current: Option<&AlertRecord>, draft: &AlertDraft, now: DateTime<Utc>,
         (AlertStatus::Firing, Some(record)) if record.status == AlertStatus::Firing => {
             decide_refiring(record, draft, now, policy)
         }
-        (AlertStatus::Firing, _) => Decision::Notify { record: new_episode(current, draft, now) },
+        (AlertStatus::Firing, _) => Decision::Notify { record: new_episode(current, draft, now, policy) },
         (AlertStatus::Resolved, Some(record)) if record.status == AlertStatus::Firing => {
             let mut next = updated(record, draft, now);
             next.status = AlertStatus::Resolved;
@@ -305,7 +305,12 @@ fn decide_refiring(record: &AlertRecord, draft: &AlertDraft, now: DateTime<Utc>,
 }
 
 /// The record of a problem that starts firing (again).
-fn new_episode(previous: Option<&AlertRecord>, draft: &AlertDraft, now: DateTime<Utc>) -> AlertRecord {
+fn new_episode(
+    previous: Option<&AlertRecord>,
+    draft: &AlertDraft,
+    now: DateTime<Utc>,
+    policy: &LifecyclePolicy,
+) -> AlertRecord {
     let mut record = AlertRecord {
         dedup_key: draft.dedup_key.clone(),
         kind: draft.kind,
@@ -321,7 +326,8 @@ fn new_episode(previous: Option<&AlertRecord>, draft: &AlertDraft, now: DateTime
         resources: draft.resources.clone(),
         affected_pipelines: draft.affected_pipelines.clone(),
         version: previous.map_or(1, |r| r.version + 1),
-        expires_at: None,
+        // Notices never resolve; without an expiry their records would stay forever.
+        expires_at: draft.kind.is_notice().then(|| now + to_chrono(policy.retention)),
     };
     mark_notified(&mut record, AlertStatus::Firing, now);
     record

@@ -253,7 +253,8 @@ where
     let entry = inventory_entry(event, deps).await;
     let source = entry.as_ref().and_then(|e| e.info.source(action)).cloned();
     let summary = result.as_ref().and_then(|r| r.external_execution_summary.as_deref());
-    let connection = source.as_ref().and_then(SourceAction::connection).or_else(|| summary.and_then(arn_in_text));
+    let connection =
+        source.as_ref().and_then(SourceAction::connection).or_else(|| summary.and_then(ConnectionArn::find_in));
     let states = deps.store.load_connection_states().await.map_err(PipelineError::Store)?;
     let state = connection.as_ref().and_then(|arn| states.iter().find(|s| s.id() == arn.id()));
     let diagnosis = diagnosis::classify(&Signals {
@@ -381,13 +382,6 @@ async fn record_execution<P, S: PipelineInventoryStore, N, M, C: Clock>(
 
 fn cause_str(diagnosis: &Diagnosis) -> String {
     serde_json::to_value(diagnosis.cause).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
-/// A connection ARN quoted in an error text ("Unable to use Connection: arn:aws:…").
-fn arn_in_text(text: &str) -> Option<ConnectionArn> {
-    text.split(|c: char| c.is_whitespace() || c == ',' || c == '"')
-        .map(|word| word.trim_end_matches('.'))
-        .find_map(|word| ConnectionArn::parse(word).ok())
 }
 
 fn source_failed_key(event: &PipelineEvent) -> DedupKey {

@@ -80,6 +80,12 @@ macro_rules! kinds {
                 match self { $(Self::$variant => $text,)+ }
             }
 
+            /// Whether alerts of this kind are one-off notices (API calls) that never resolve;
+            /// their lifecycle records expire after the retention period.
+            pub fn is_notice(self) -> bool {
+                self.as_str().starts_with("api.")
+            }
+
             /// The anchor of the kind's runbook section in docs/alerts.md.
             pub fn runbook_anchor(self) -> &'static str {
                 match self { $(Self::$variant => $anchor,)+ }
@@ -109,6 +115,8 @@ kinds! {
     ApiIamChanged => "api.iam_changed", "api-iam-changed";
     /// Someone created a connection.
     ApiConnectionCreated => "api.connection_created", "api-connection-created";
+    /// Someone updated or deleted a pipeline with a connection source.
+    ApiPipelineChanged => "api.pipeline_changed", "api-pipeline-changed";
     /// One of the stack's CloudWatch alarms changed state.
     Alarm => "alarm", "alarm";
 }
@@ -407,6 +415,12 @@ mod docs_tests {
         AlertKind::ConnectionDeleted,
         AlertKind::PipelineSourceFailed,
         AlertKind::PipelineFailed,
+        AlertKind::ApiConnectionDeleted,
+        AlertKind::ApiInstallationChanged,
+        AlertKind::ApiAccessDenied,
+        AlertKind::ApiIamChanged,
+        AlertKind::ApiConnectionCreated,
+        AlertKind::ApiPipelineChanged,
     ];
 
     #[test]

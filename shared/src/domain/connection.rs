@@ -128,6 +128,13 @@ impl ConnectionArn {
         })
     }
 
+    /// The first connection ARN quoted in a text ("Unable to use Connection: arn:aws:…. The …").
+    pub fn find_in(text: &str) -> Option<Self> {
+        text.split(|c: char| c.is_whitespace() || c == ',' || c == '"')
+            .map(|word| word.trim_end_matches('.'))
+            .find_map(|word| Self::parse(word).ok())
+    }
+
     /// Builds the ARN of a connection from its parts.
     pub fn new(prefix: ArnPrefix, region: &str, account: &str, id: ConnectionId) -> Self {
         Self { partition: "aws".to_owned(), prefix, region: region.to_owned(), account: account.to_owned(), id }
@@ -343,6 +350,15 @@ mod tests {
         for (raw, expected) in cases {
             assert_eq!(ConnectionArn::parse(raw), Err(expected), "{raw}");
         }
+    }
+
+    #[test]
+    fn arns_are_found_in_error_texts() {
+        let text = format!(
+            "Unable to use Connection: arn:aws:codeconnections:eu-west-1:123456789012:connection/{ID}. The role…"
+        );
+        assert_eq!(ConnectionArn::find_in(&text).unwrap().id().as_str(), ID);
+        assert_eq!(ConnectionArn::find_in("no arn here"), None);
     }
 
     #[test]

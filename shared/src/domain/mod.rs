@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O, no AWS SDK.
 
 pub mod alert;
+pub mod audit;
 pub mod connection;
 pub mod diagnosis;
 pub mod health;

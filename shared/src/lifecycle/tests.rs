@@ -333,3 +333,16 @@ async fn pipelines_fold_into_a_firing_alert_and_appear_in_its_next_notification(
     };
     assert_eq!(resolved.affected_pipelines, ["api-prod", "web-prod"]);
 }
+
+#[test]
+fn notices_expire_and_problems_do_not_until_resolved() {
+    let policy = LifecyclePolicy::default();
+    let Decision::Notify { record } = decide(None, &draft(AlertStatus::Firing, Severity::Critical), t0(), &policy)
+    else {
+        panic!("must notify");
+    };
+    assert_eq!(record.expires_at, None);
+    let notice = AlertDraft { kind: AlertKind::ApiConnectionDeleted, ..draft(AlertStatus::Firing, Severity::Critical) };
+    let Decision::Notify { record } = decide(None, &notice, t0(), &policy) else { panic!("must notify") };
+    assert_eq!(record.expires_at, Some(t0() + chrono::Duration::days(7)));
+}
