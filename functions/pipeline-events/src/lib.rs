@@ -263,7 +263,8 @@ where
         connection_status: state.map(|s| &s.status),
         connection_arn: connection.as_ref(),
     });
-    let mut metric = Datum::new(MetricName::SourceActionFailures, 1.0, event.time).with("Cause", cause_str(&diagnosis));
+    let mut metric =
+        Datum::new(MetricName::SourceActionFailures, 1.0, event.time).with("Cause", diagnosis.cause.as_str());
     if deps.policy.detailed_metrics {
         metric = metric.with("Pipeline", clean(&event.pipeline, NAME_CAP));
     }
@@ -281,7 +282,7 @@ where
                 severity: Severity::Warning,
                 reason: SuppressReason::Inhibited,
             });
-            report.decision = format!("source failed ({}): folded into {key}", cause_str(&diagnosis));
+            report.decision = format!("source failed ({}): folded into {key}", diagnosis.cause.as_str());
             report.diagnosis = Some(diagnosis);
             return Ok(());
         }
@@ -298,7 +299,7 @@ where
     );
     report.outcomes.push(lifecycle.process(draft).await.map_err(PipelineError::Lifecycle)?);
     report.decision =
-        format!("source failed ({}, streak {streak}): pipeline.source_failed {severity}", cause_str(&diagnosis));
+        format!("source failed ({}, streak {streak}): pipeline.source_failed {severity}", diagnosis.cause.as_str());
     report.diagnosis = Some(diagnosis);
     Ok(())
 }
@@ -380,10 +381,6 @@ async fn record_execution<P, S: PipelineInventoryStore, N, M, C: Clock>(
     deps.store.record_execution(&record).await.map_err(PipelineError::Store)
 }
 
-fn cause_str(diagnosis: &Diagnosis) -> String {
-    serde_json::to_value(diagnosis.cause).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
 fn source_failed_key(event: &PipelineEvent) -> DedupKey {
     DedupKey::from_stored(format!("pipeline/{}/{}/{}/source_failed", event.account, event.region, event.pipeline))
 }
@@ -410,7 +407,7 @@ fn source_failed_draft(
     streak: u32,
 ) -> AlertDraft {
     let pipeline = clean(&event.pipeline, NAME_CAP);
-    let cause = cause_str(diagnosis).replace('_', " ");
+    let cause = diagnosis.cause.as_str().replace('_', " ");
     let detail = match &event.scope {
         Scope::Action { result: Some(ExecutionResult { external_execution_summary: Some(s), .. }), .. } => {
             s.trim_end_matches('.').to_owned()

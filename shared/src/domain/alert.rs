@@ -149,6 +149,22 @@ pub enum Cause {
     Unknown,
 }
 
+impl Cause {
+    /// The stable string of the cause (also the `Cause` metric dimension).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectionUnavailable => "connection_unavailable",
+            Self::PermissionDenied => "permission_denied",
+            Self::ConnectionPrefixMismatch => "connection_prefix_mismatch",
+            Self::RepositoryNotFound => "repository_not_found",
+            Self::BranchNotFound => "branch_not_found",
+            Self::ProviderUnavailable => "provider_unavailable",
+            Self::ConfigurationError => "configuration_error",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// The resources an alert is about. Every field is always serialized, `null` when unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
@@ -376,6 +392,23 @@ mod tests {
         }
         let back: Alert = serde_json::from_value(json).unwrap();
         assert_eq!(back, alert);
+    }
+
+    #[test]
+    fn cause_strings_match_their_serialization() {
+        use Cause::*;
+        for cause in [
+            ConnectionUnavailable,
+            PermissionDenied,
+            ConnectionPrefixMismatch,
+            RepositoryNotFound,
+            BranchNotFound,
+            ProviderUnavailable,
+            ConfigurationError,
+            Unknown,
+        ] {
+            assert_eq!(serde_json::to_value(cause).unwrap(), cause.as_str());
+        }
     }
 
     #[test]
