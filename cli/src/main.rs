@@ -1,8 +1,8 @@
 //! `connwatch`: the command-line face of connwatch.
 //!
-//! - `connwatch simulate [SCENARIO] [--format text|json]`: the whole system in-process on a
+//! - `connwatch simulate [SCENARIO] [--format text|json] [--bodies]`: the whole system in-process on a
 //!   scenario (the default one is embedded), printing the pages it would send and the metrics.
-//! - `connwatch replay [--state SCENARIO] [--format text|json] [--stats] FILE...`: what the
+//! - `connwatch replay [--state SCENARIO] [--format text|json] [--stats] [--bodies] FILE...`: what the
 //!   handlers would do with recorded EventBridge events, in one in-memory world.
 //! - `connwatch check [--profile P] [--region R] [--format table|json] [--publish]`: the
 //!   connections of a real account; exit 1 when any is not AVAILABLE. Needs
@@ -44,6 +44,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = SimulateFormat::Text)]
         format: SimulateFormat,
+        /// Also show the subject and the exact body each protocol receives.
+        #[arg(long)]
+        bodies: bool,
     },
     /// Show what connwatch would do with recorded EventBridge events.
     Replay {
@@ -59,6 +62,9 @@ enum Command {
         /// Print the number of events and events per second to stderr.
         #[arg(long)]
         stats: bool,
+        /// Also show the subject and the exact body each protocol receives.
+        #[arg(long)]
+        bodies: bool,
     },
     /// Check the connections of a real AWS account (read-only).
     Check {
@@ -104,8 +110,10 @@ fn main() -> ExitCode {
         Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
     };
     match cli.command {
-        Command::Simulate { scenario, format } => runtime.block_on(simulate(scenario, format)),
-        Command::Replay { files, state, format, stats } => runtime.block_on(replay(&files, state, format, stats)),
+        Command::Simulate { scenario, format, bodies } => runtime.block_on(simulate(scenario, format, bodies)),
+        Command::Replay { files, state, format, stats, bodies } => {
+            runtime.block_on(replay(&files, state, format, stats, bodies))
+        }
         Command::Check { profile, region, format, publish, namespace, apis } => {
             let apis = match ConnectionApis::parse(&apis) {
                 Ok(apis) => apis,
@@ -141,7 +149,13 @@ fn load_scenario(path: Option<&PathBuf>) -> Result<scenario::Scenario, String> {
     })
 }
 
-async fn replay(files: &[PathBuf], state: Option<PathBuf>, format: SimulateFormat, stats: bool) -> ExitCode {
+async fn replay(
+    files: &[PathBuf],
+    state: Option<PathBuf>,
+    format: SimulateFormat,
+    stats: bool,
+    bodies: bool,
+) -> ExitCode {
     let events = match replay::read_events(files) {
         Ok(events) => events,
         Err(error) => return fail(&error.to_string()),
@@ -153,7 +167,7 @@ async fn replay(files: &[PathBuf], state: Option<PathBuf>, format: SimulateForma
     let world = replay::world(scenario.as_ref()).await;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let started = std::time::Instant::now();
-    let written = replay::run(&world, &events, matches!(format, SimulateFormat::Json), &mut out).await;
+    let written = replay::run(&world, &events, matches!(format, SimulateFormat::Json), bodies, &mut out).await;
     let elapsed = started.elapsed();
     match written.and_then(|n| out.flush().map(|()| n)) {
         Ok(count) => {
@@ -168,7 +182,7 @@ async fn replay(files: &[PathBuf], state: Option<PathBuf>, format: SimulateForma
     }
 }
 
-async fn simulate(path: Option<PathBuf>, format: SimulateFormat) -> ExitCode {
+async fn simulate(path: Option<PathBuf>, format: SimulateFormat, bodies: bool) -> ExitCode {
     let scenario = match load_scenario(path.as_ref()) {
         Ok(scenario) => scenario,
         Err(error) => return fail(&error),
@@ -176,8 +190,8 @@ async fn simulate(path: Option<PathBuf>, format: SimulateFormat) -> ExitCode {
     let results = simulate::run(&scenario).await;
     let mut out = std::io::stdout().lock();
     let written = match format {
-        SimulateFormat::Text => simulate::write_text(&scenario, &results, &mut out),
-        SimulateFormat::Json => simulate::write_json(&results, &mut out),
+        SimulateFormat::Text => simulate::write_text(&scenario, &results, bodies, &mut out),
+        SimulateFormat::Json => simulate::write_json(&results, bodies, &mut out),
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,

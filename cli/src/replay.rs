@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use connwatch::lifecycle::Outcome;
 use serde_json::{Value, json};
 
-use crate::output::{metric_label, metric_line, notification_line};
+use crate::output::{metric_label, metric_line, notification_line, text_bodies};
 use crate::scenario::Scenario;
 use crate::world::World;
 
@@ -63,6 +63,7 @@ pub(crate) async fn run(
     world: &World,
     events: &[Value],
     json_output: bool,
+    bodies: bool,
     out: &mut impl Write,
 ) -> std::io::Result<usize> {
     let mut count = 0;
@@ -93,7 +94,7 @@ pub(crate) async fn run(
                 }
             }
             for (topic, rendered) in &notifications {
-                let mut line = notification_line(at, topic, rendered);
+                let mut line = notification_line(at, topic, rendered, bodies);
                 line["event_id"] = json!(id);
                 line["handler"] = json!(handler);
                 writeln!(out, "{line}")?;
@@ -106,6 +107,9 @@ pub(crate) async fn run(
             writeln!(out, "{label} → {handler}: {}", handled.skipped.as_deref().unwrap_or(&handled.decision))?;
             for (topic, rendered) in &notifications {
                 writeln!(out, "    {:<9} {}", topic.to_uppercase(), rendered.subject)?;
+                if bodies {
+                    writeln!(out, "{}", text_bodies(rendered))?;
+                }
             }
             for outcome in &handled.outcomes {
                 if let Outcome::Suppressed { dedup_key, reason, .. } = outcome {

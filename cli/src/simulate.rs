@@ -10,7 +10,7 @@ use connwatch::ports::DirectoryError;
 use connwatch::render::Rendered;
 use serde_json::json;
 
-use crate::output::{metric_label, metric_line, notification_line};
+use crate::output::{metric_label, metric_line, notification_line, text_bodies};
 use crate::scenario::{Change, ListingFailure, Scenario};
 use crate::world::World;
 
@@ -84,10 +84,10 @@ fn injected(failure: ListingFailure) -> DirectoryError {
 }
 
 /// Writes the results as JSON lines: notifications and metrics, in time order.
-pub(crate) fn write_json(results: &[StepResult], out: &mut impl Write) -> std::io::Result<()> {
+pub(crate) fn write_json(results: &[StepResult], bodies: bool, out: &mut impl Write) -> std::io::Result<()> {
     for step in results {
         for (topic, rendered) in &step.notifications {
-            writeln!(out, "{}", notification_line(step.at, topic, rendered))?;
+            writeln!(out, "{}", notification_line(step.at, topic, rendered, bodies))?;
         }
         for datum in &step.metrics {
             writeln!(out, "{}", metric_line(datum))?;
@@ -97,7 +97,12 @@ pub(crate) fn write_json(results: &[StepResult], out: &mut impl Write) -> std::i
 }
 
 /// Writes the results as a readable timeline and a metrics summary.
-pub(crate) fn write_text(scenario: &Scenario, results: &[StepResult], out: &mut impl Write) -> std::io::Result<()> {
+pub(crate) fn write_text(
+    scenario: &Scenario,
+    results: &[StepResult],
+    bodies: bool,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     writeln!(out, "Scenario {}: {}", scenario.name, scenario.description)?;
     writeln!(out, "Started {}\n", scenario.start.format("%Y-%m-%d %H:%M UTC"))?;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -113,6 +118,9 @@ pub(crate) fn write_text(scenario: &Scenario, results: &[StepResult], out: &mut 
             let status = alert["status"].as_str().unwrap_or("?").to_uppercase();
             let title = alert["title"].as_str().unwrap_or(&rendered.subject);
             writeln!(out, "{time}     {:<9} {:<9} {title}", topic.to_uppercase(), status)?;
+            if bodies {
+                writeln!(out, "{}", text_bodies(rendered))?;
+            }
         }
         for error in &step.errors {
             writeln!(out, "{time}     {:<9} {error} (Lambda would retry)", "ERROR")?;

@@ -181,3 +181,27 @@ at = "0m"
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read scenario"), "{stderr}");
 }
+
+#[test]
+fn bodies_show_exactly_what_each_protocol_receives() {
+    let (code, stdout, _) = connwatch(&["simulate", "--format", "json", "--bodies"]);
+    assert_eq!(code, 0);
+    let lines = lines(&stdout);
+    let page = &notifications(&lines, "connection.unhealthy", "firing")[0];
+    let bodies = &page["bodies"];
+    let canonical: Value = serde_json::from_str(bodies["sqs"].as_str().unwrap()).unwrap();
+    assert_eq!(canonical, page["alert"]);
+    assert_eq!(bodies["default"], bodies["sqs"]);
+    let email = bodies["email"].as_str().unwrap();
+    assert!(email.starts_with("[FIRING] Connection bitbucket-prod is ERROR\n"), "{email}");
+    assert!(email.contains("Affected pipelines: api-prod, web-prod"));
+    let https: Value = serde_json::from_str(bodies["https"].as_str().unwrap()).unwrap();
+    assert_eq!(https["NewStateValue"], "ALARM");
+    assert_eq!(https["AlarmName"], page["alert"]["dedup_key"]);
+    assert_eq!(https["connwatch"], page["alert"]);
+    let resolved = &notifications(&lines, "connection.unhealthy", "resolved")[0];
+    let https: Value = serde_json::from_str(resolved["bodies"]["https"].as_str().unwrap()).unwrap();
+    assert_eq!((https["NewStateValue"].as_str(), https["OldStateValue"].as_str()), (Some("OK"), Some("ALARM")));
+    let (_, plain, _) = connwatch(&["simulate", "--format", "json"]);
+    assert!(!plain.contains("\"bodies\""), "bodies only on request");
+}

@@ -1,6 +1,8 @@
 //! [`Notifier`] over SNS `Publish`: one topic per severity (DESIGN §4.3).
 //!
-//! The body comes from [`crate::render::render`]; this adapter only picks the topic and sends.
+//! The bodies come from [`crate::render::render`]; this adapter only picks the topic and sends
+//! them with `MessageStructure=json`, so each protocol (email, https, sqs, lambda) receives the
+//! body made for it.
 //! Each message carries the String message attributes `kind`, `severity` and `status`, so a
 //! subscription can filter with an SNS filter policy (e.g. only `connection.*` kinds, or only
 //! `firing`) without parsing the body.
@@ -47,7 +49,13 @@ impl Notifier for SnsNotifier {
         let failed =
             |source: BoxError| NotifyError { dedup_key: alert.dedup_key.to_string(), severity: alert.severity, source };
         let rendered = render(alert);
-        let mut request = self.client.publish().topic_arn(topic).subject(rendered.subject).message(rendered.message);
+        let mut request = self
+            .client
+            .publish()
+            .topic_arn(topic)
+            .subject(&rendered.subject)
+            .message(rendered.sns_message())
+            .message_structure("json");
         for (name, value) in
             [("kind", alert.kind.as_str()), ("severity", alert.severity.as_str()), ("status", alert.status.as_str())]
         {
@@ -110,7 +118,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_alert_is_published_to_its_severity_topic_with_the_rendered_subject_and_message() {
+    async fn an_alert_is_published_to_its_severity_topic_with_a_body_per_protocol() {
         let expected = render(&alert(Severity::Critical));
         let rule = mock!(Client::publish)
             .match_requests(move |r| {
@@ -119,7 +127,8 @@ mod tests {
                 };
                 r.topic_arn() == Some(CRITICAL)
                     && r.subject() == Some(expected.subject.as_str())
-                    && r.message() == Some(expected.message.as_str())
+                    && r.message() == Some(expected.sns_message().as_str())
+                    && r.message_structure() == Some("json")
                     && attribute("kind").as_deref() == Some("connection.unhealthy")
                     && attribute("severity").as_deref() == Some("critical")
                     && attribute("status").as_deref() == Some("firing")
