@@ -4,6 +4,7 @@
 //!   scenario (the default one is embedded), printing the pages it would send and the metrics.
 //! - `connwatch replay [--state SCENARIO] [--format text|json] [--stats] [--bodies] FILE...`: what the
 //!   handlers would do with recorded EventBridge events, in one in-memory world.
+//! - `connwatch silence add|list|expire --table T`: silences in a deployed state table.
 //! - `connwatch check [--profile P] [--region R] [--format table|json] [--publish]`: the
 //!   connections of a real account; exit 1 when any is not AVAILABLE. Needs
 //!   `codeconnections:ListConnections` and `codestar-connections:ListConnections`, plus
@@ -17,6 +18,7 @@ mod check;
 mod output;
 mod replay;
 mod scenario;
+mod silence;
 mod simulate;
 mod world;
 
@@ -66,6 +68,20 @@ enum Command {
         #[arg(long)]
         bodies: bool,
     },
+    /// Manage silences in a deployed state table (maintenance windows).
+    Silence {
+        /// The state table (the stack's `StateTableName` output).
+        #[arg(long, global = true, env = "CONNWATCH_TABLE_NAME")]
+        table: Option<String>,
+        /// AWS profile to use.
+        #[arg(long, global = true)]
+        profile: Option<String>,
+        /// AWS region of the stack.
+        #[arg(long, global = true)]
+        region: Option<String>,
+        #[command(subcommand)]
+        action: SilenceCommand,
+    },
     /// Check the connections of a real AWS account (read-only).
     Check {
         /// AWS profile to use.
@@ -86,6 +102,40 @@ enum Command {
         /// Listing APIs: codeconnections, codestar-connections or both (comma separated).
         #[arg(long, default_value = "codeconnections,codestar-connections")]
         apis: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SilenceCommand {
+    /// Silence matching alerts for a while; prints the new silence's id.
+    Add {
+        /// field=value, all must match: kind, severity, dedup_key_prefix, connection_name,
+        /// connection_arn, pipeline, repository (`*` wildcards allowed except in the prefix).
+        #[arg(long = "matcher", required = true)]
+        matchers: Vec<String>,
+        /// How long (`30m`, `2h`, `1d`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Start later than now (RFC 3339).
+        #[arg(long)]
+        starts_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Who is silencing (default: $USER).
+        #[arg(long, env = "USER", default_value = "unknown")]
+        author: String,
+        /// Why.
+        #[arg(long)]
+        comment: String,
+    },
+    /// List current and upcoming silences.
+    List {
+        /// Include expired ones still in the table.
+        #[arg(long)]
+        all: bool,
+    },
+    /// End a silence now.
+    Expire {
+        /// The silence id.
+        id: String,
     },
 }
 
@@ -113,6 +163,23 @@ fn main() -> ExitCode {
         Command::Simulate { scenario, format, bodies } => runtime.block_on(simulate(scenario, format, bodies)),
         Command::Replay { files, state, format, stats, bodies } => {
             runtime.block_on(replay(&files, state, format, stats, bodies))
+        }
+        Command::Silence { table, profile, region, action } => {
+            let Some(table) = table else {
+                return fail("--table (or CONNWATCH_TABLE_NAME) is required: the stack's StateTableName output");
+            };
+            let action = match action {
+                SilenceCommand::Add { matchers, duration, starts_at, author, comment } => {
+                    silence::Action::Add { matchers, duration, starts_at, author, comment }
+                }
+                SilenceCommand::List { all } => silence::Action::List { all },
+                SilenceCommand::Expire { id } => silence::Action::Expire { id },
+            };
+            let options = silence::TableOptions { table, profile, region };
+            match runtime.block_on(silence::run(&options, action, &mut std::io::stdout().lock())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&error),
+            }
         }
         Command::Check { profile, region, format, publish, namespace, apis } => {
             let apis = match ConnectionApis::parse(&apis) {

@@ -52,6 +52,9 @@ pub(crate) async fn world(state: Option<&Scenario>) -> World {
     for pipeline in &scenario.pipelines {
         world.pipelines.upsert(pipeline.clone());
     }
+    for silence in &scenario.silences {
+        world.add_silence(silence).await;
+    }
     // A setup failure leaves an empty state, which the output then shows.
     let _setup = world.health_check(&json!({"source": "connwatch replay --state"})).await;
     world.drain();

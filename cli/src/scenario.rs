@@ -9,6 +9,7 @@ use connwatch::domain::connection::{
     ArnPrefix, Connection, ConnectionArn, ConnectionId, ConnectionStatus, ProviderType,
 };
 use connwatch::domain::inventory::{PipelineInfo, SourceAction};
+use connwatch::domain::silence::{Matcher, Silence};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -46,7 +47,25 @@ struct RawScenario {
     #[serde(default)]
     pipelines: Vec<RawPipeline>,
     #[serde(default)]
+    silences: Vec<RawSilence>,
+    #[serde(default)]
     steps: Vec<RawStep>,
+}
+
+/// A silence in force during part of the scenario (offsets from `start`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSilence {
+    matchers: Vec<String>,
+    from: String,
+    until: String,
+    #[serde(default = "scenario_author")]
+    author: String,
+    comment: String,
+}
+
+fn scenario_author() -> String {
+    "scenario".to_owned()
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,6 +211,7 @@ pub(crate) struct Scenario {
     pub(crate) settings: Settings,
     pub(crate) initial: Vec<Connection>,
     pub(crate) pipelines: Vec<PipelineInfo>,
+    pub(crate) silences: Vec<Silence>,
     pub(crate) steps: Vec<Step>,
 }
 
@@ -214,6 +234,8 @@ impl Scenario {
         let mut known: BTreeMap<String, Connection> = initial.iter().map(|c| (c.name.clone(), c.clone())).collect();
         let pipelines =
             raw.pipelines.iter().map(|p| place.pipeline(p, &raw.steps, &known)).collect::<Result<Vec<_>, _>>()?;
+        let silences =
+            raw.silences.iter().enumerate().map(|(n, s)| silence(s, n, raw.start)).collect::<Result<Vec<_>, _>>()?;
         let mut steps = Vec::with_capacity(raw.steps.len());
         let mut previous = raw.start;
         for (index, step) in raw.steps.into_iter().enumerate() {
@@ -239,8 +261,36 @@ impl Scenario {
                 .collect::<Result<Vec<_>, _>>()?;
             steps.push(Step { at, note: step.note, changes, fail_listing: step.fail_listing, events });
         }
-        Ok(Self { name: raw.name, description: raw.description, start: raw.start, settings, initial, pipelines, steps })
+        Ok(Self {
+            name: raw.name,
+            description: raw.description,
+            start: raw.start,
+            settings,
+            initial,
+            pipelines,
+            silences,
+            steps,
+        })
     }
+}
+
+fn silence(raw: &RawSilence, index: usize, start: DateTime<Utc>) -> Result<Silence, ScenarioError> {
+    let bad = |reason: String| ScenarioError::BadConnection { context: format!("silences[{index}]"), reason };
+    let offset = |at: &str| {
+        humantime::parse_duration(at)
+            .map(|d| start + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
+            .map_err(|_| bad(format!("{at:?} is not a duration")))
+    };
+    let matchers = raw.matchers.iter().map(|m| Matcher::parse(m).map_err(&bad)).collect::<Result<Vec<_>, _>>()?;
+    let (starts_at, ends_at) = (offset(&raw.from)?, offset(&raw.until)?);
+    Ok(Silence {
+        id: format!("scenario-silence-{}", index + 1),
+        matchers,
+        starts_at,
+        ends_at,
+        author: raw.author.clone(),
+        comment: raw.comment.clone(),
+    })
 }
 
 fn setting(name: &'static str, value: Option<&str>, default: Duration) -> Result<Duration, ScenarioError> {

@@ -37,6 +37,9 @@ pub(crate) async fn run(scenario: &Scenario) -> Vec<StepResult> {
     for pipeline in &scenario.pipelines {
         world.pipelines.upsert(pipeline.clone());
     }
+    for silence in &scenario.silences {
+        world.add_silence(silence).await;
+    }
     let mut results = Vec::with_capacity(scenario.steps.len());
     for step in &scenario.steps {
         world.clock.set(step.at);

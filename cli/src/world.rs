@@ -147,6 +147,14 @@ impl World {
         }
     }
 
+    /// Adds a silence to the world's store.
+    pub(crate) async fn add_silence(&self, silence: &connwatch::domain::silence::Silence) {
+        // The in-memory store fails only when told to, and nothing here tells it to.
+        if let Err(error) = connwatch::ports::SilenceStore::put_silence(&self.store, silence).await {
+            tracing::error!(error = %error, "silence not stored");
+        }
+    }
+
     /// Takes what was published and emitted since the last call.
     pub(crate) fn drain(&self) -> (Vec<(String, Rendered)>, Vec<Datum>) {
         let published = self.notifier.take().into_iter().map(|p| (p.topic.as_str().to_owned(), p.rendered)).collect();

@@ -205,3 +205,40 @@ fn bodies_show_exactly_what_each_protocol_receives() {
     let (_, plain, _) = connwatch(&["simulate", "--format", "json"]);
     assert!(!plain.contains("\"bodies\""), "bodies only on request");
 }
+
+#[test]
+fn a_silence_suppresses_exactly_what_it_matches_and_repeats_come_once_per_interval() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/maintenance.toml");
+    let (code, stdout, stderr) = connwatch(&["simulate", scenario, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines = lines(&stdout);
+    let sent: Vec<(String, String, String, u64)> = lines
+        .iter()
+        .filter(|l| l["type"] == "notification")
+        .map(|l| {
+            (
+                l["at"].as_str().unwrap()[11..16].to_owned(),
+                l["alert"]["resources"]["connection_name"].as_str().unwrap().to_owned(),
+                l["alert"]["status"].as_str().unwrap().to_owned(),
+                l["alert"]["notification_count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("09:30", "github-tools", "firing", 1),
+        ("11:00", "bitbucket-prod", "firing", 1),
+        ("11:30", "github-tools", "firing", 2),
+        ("12:00", "bitbucket-prod", "resolved", 2),
+        ("13:30", "github-tools", "firing", 3),
+        ("14:00", "github-tools", "resolved", 4),
+    ];
+    let expected: Vec<_> =
+        expected.iter().map(|(t, c, s, n)| ((*t).to_owned(), (*c).to_owned(), (*s).to_owned(), *n)).collect();
+    assert_eq!(sent, expected);
+    let silenced: f64 = lines
+        .iter()
+        .filter(|l| l["name"] == "NotificationsSuppressed" && l["dimensions"]["Reason"] == "silenced")
+        .map(|l| l["value"].as_f64().unwrap())
+        .sum();
+    assert_eq!(silenced, 3.0, "bitbucket-prod at 09:00, 09:30 and 10:00");
+}

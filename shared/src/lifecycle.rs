@@ -5,7 +5,10 @@
 //! - a firing alert whose severity rises → notify again (escalation);
 //! - resolved → notify once, and only if a firing notification went out (`not_notified`
 //!   otherwise; `not_firing` when nothing is open);
-//! - a redelivered EventBridge event (same id) → `redelivered`.
+//! - a redelivered EventBridge event (same id) → `redelivered`;
+//! - a firing report matched by an active silence → `silenced`; the record is kept, so when
+//!   the silence ends and the problem still fires, it is notified then. Resolutions are not
+//!   silenced: whoever got the page also learns that it ended.
 //!
 //! Every write is conditional on the record's version, and the write that claims a
 //! notification happens *before* the publish, so two concurrent invocations cannot both
@@ -18,7 +21,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::alert::{Alert, AlertDraft, AlertStatus, DedupKey, Severity};
 use crate::domain::metric::{Datum, MetricName};
-use crate::ports::{AlertRecord, AlertStore, Clock, Delivery, Notifier, NotifyError, StoreError};
+use crate::domain::silence::Silence;
+use crate::ports::{AlertRecord, AlertStore, Clock, Delivery, Notifier, NotifyError, SilenceStore, StoreError};
 
 /// How many times a decision is retried after losing a conditional write.
 const MAX_ATTEMPTS: usize = 3;
@@ -60,6 +64,8 @@ pub enum SuppressReason {
     /// Folded into a firing alert of the cause (a pipeline failing because its connection is
     /// down).
     Inhibited,
+    /// An active silence matches it.
+    Silenced,
 }
 
 impl SuppressReason {
@@ -72,6 +78,7 @@ impl SuppressReason {
             Self::Redelivered => "redelivered",
             Self::NoTopic => "no_topic",
             Self::Inhibited => "inhibited",
+            Self::Silenced => "silenced",
         }
     }
 }
@@ -113,6 +120,8 @@ pub struct Lifecycle<S, N, C> {
     notifier: N,
     clock: C,
     policy: LifecyclePolicy,
+    /// Silences, read once per invocation on the first firing report.
+    silences: std::sync::Mutex<Option<Vec<Silence>>>,
 }
 
 /// What the pure decision step chose.
@@ -122,10 +131,27 @@ enum Decision {
     Suppress { reason: SuppressReason, record: Option<AlertRecord> },
 }
 
-impl<S: AlertStore, N: Notifier, C: Clock> Lifecycle<S, N, C> {
+impl<S: AlertStore + SilenceStore, N: Notifier, C: Clock> Lifecycle<S, N, C> {
     /// Builds a lifecycle.
     pub fn new(store: S, notifier: N, clock: C, policy: LifecyclePolicy) -> Self {
-        Self { store, notifier, clock, policy }
+        Self { store, notifier, clock, policy, silences: std::sync::Mutex::new(None) }
+    }
+
+    /// Whether an active silence matches a firing report.
+    async fn is_silenced(&self, draft: &AlertDraft, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        if draft.status != AlertStatus::Firing {
+            return Ok(false);
+        }
+        let cached = self.silences.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let silences = match cached {
+            Some(silences) => silences,
+            None => {
+                let loaded = self.store.list_silences().await?;
+                *self.silences.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(loaded.clone());
+                loaded
+            }
+        };
+        Ok(silences.iter().any(|s| s.silences(draft, now)))
     }
 
     /// The store, for handlers that need it for their own records.
@@ -136,11 +162,17 @@ impl<S: AlertStore, N: Notifier, C: Clock> Lifecycle<S, N, C> {
     /// Decides, records and (when due) publishes one report.
     #[tracing::instrument(skip_all, fields(dedup_key = %draft.dedup_key, status = draft.status.as_str()))]
     pub async fn process(&self, draft: AlertDraft) -> Result<Outcome, LifecycleError> {
+        let silenced = self.is_silenced(&draft, self.clock.now()).await?;
         for _ in 0..MAX_ATTEMPTS {
             let now = self.clock.now();
             let current = self.store.get_alert(&draft.dedup_key).await?;
             let expected = current.as_ref().map(|r| r.version);
-            match decide(current.as_ref(), &draft, now, &self.policy) {
+            let decision = if silenced {
+                silence(current.as_ref(), &draft, now, &self.policy)
+            } else {
+                decide(current.as_ref(), &draft, now, &self.policy)
+            };
+            match decision {
                 Decision::Suppress { reason, record } => {
                     if let Some(record) = record {
                         match self.store.put_alert(&record, expected).await {
@@ -286,6 +318,30 @@ fn decide(current: Option<&AlertRecord>, draft: &AlertDraft, now: DateTime<Utc>,
         }
         (AlertStatus::Resolved, _) => Decision::Suppress { reason: SuppressReason::NotFiring, record: None },
     }
+}
+
+/// A silenced firing report: the problem is recorded (so it is notified when the silence
+/// ends), but nothing is sent.
+fn silence(
+    current: Option<&AlertRecord>,
+    draft: &AlertDraft,
+    now: DateTime<Utc>,
+    policy: &LifecyclePolicy,
+) -> Decision {
+    let record = match current {
+        Some(record) if record.status == AlertStatus::Firing => updated(record, draft, now),
+        _ => {
+            let mut fresh = new_episode(current, draft, now, policy);
+            fresh.notified_status = None;
+            fresh.notified_severity = None;
+            fresh.last_notified_at = None;
+            fresh.notification_count = 0;
+            fresh
+        }
+    };
+    let mut record = record;
+    record.suppressed_count += 1;
+    Decision::Suppress { reason: SuppressReason::Silenced, record: Some(record) }
 }
 
 /// A firing report for a problem that is already firing: duplicate, repeat or escalation.

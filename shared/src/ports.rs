@@ -14,6 +14,7 @@ use crate::domain::connection::Connection;
 use crate::domain::health::ConnectionState;
 use crate::domain::inventory::{ExecutionRecord, InventoryEntry, PipelineInfo};
 use crate::domain::metric::Datum;
+use crate::domain::silence::Silence;
 
 /// Why a listing of connections failed. Any of these means the listing is not complete, so
 /// nothing may be concluded from what is missing in it.
@@ -182,6 +183,14 @@ pub trait AlertStore {
     async fn mark_event_processed(&self, event_id: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
+/// Silences (`SILENCE` items).
+pub trait SilenceStore {
+    /// Every stored silence, expired ones included until TTL removes them.
+    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError>;
+    /// Creates or replaces a silence (expiring one early is a put with an earlier end).
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError>;
+}
+
 /// What happened to a publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
@@ -297,6 +306,14 @@ impl<T: PipelineInventoryStore> PipelineInventoryStore for &T {
     }
     async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
         (**self).record_execution(record).await
+    }
+}
+impl<T: SilenceStore> SilenceStore for &T {
+    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
+        (**self).list_silences().await
+    }
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        (**self).put_silence(silence).await
     }
 }
 impl<T: Notifier> Notifier for &T {

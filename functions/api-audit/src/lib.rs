@@ -31,7 +31,7 @@ use connwatch::domain::metric::{Datum, MetricName};
 use connwatch::domain::text::{NAME_CAP, clean};
 use connwatch::lifecycle::{Lifecycle, LifecycleError, LifecyclePolicy, Outcome, SuppressReason, outcome_metrics};
 use connwatch::ports::{
-    AlertStore, Clock, ConnectionStateStore, MetricSink, Notifier, PipelineInventoryStore, StoreError,
+    AlertStore, Clock, ConnectionStateStore, MetricSink, Notifier, PipelineInventoryStore, SilenceStore, StoreError,
 };
 
 /// Settings of the audit rules.
@@ -105,7 +105,7 @@ pub async fn handle<S, N, M, C>(
     deps: &Deps<S, N, M, C>,
 ) -> Result<AuditReport, AuditHandlerError>
 where
-    S: AlertStore + PipelineInventoryStore + ConnectionStateStore,
+    S: AlertStore + PipelineInventoryStore + ConnectionStateStore + SilenceStore,
     N: Notifier,
     M: MetricSink,
     C: Clock,

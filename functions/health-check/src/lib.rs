@@ -34,7 +34,7 @@ use connwatch::inventory::{InventoryPolicy, refresh_batch};
 use connwatch::lifecycle::{Lifecycle, LifecycleError, LifecyclePolicy, Outcome, outcome_metrics};
 use connwatch::ports::{
     AlertStore, Clock, ConnectionDirectory, ConnectionStateStore, DirectoryError, MetricSink, Notifier,
-    PipelineDirectory, PipelineInventoryStore, StoreError,
+    PipelineDirectory, PipelineInventoryStore, SilenceStore, StoreError,
 };
 use serde::Serialize;
 
@@ -126,7 +126,7 @@ pub async fn handle<D, P, S, N, M, C>(
 where
     D: ConnectionDirectory,
     P: PipelineDirectory,
-    S: ConnectionStateStore + AlertStore + PipelineInventoryStore,
+    S: ConnectionStateStore + AlertStore + PipelineInventoryStore + SilenceStore,
     N: Notifier,
     M: MetricSink,
     C: Clock,
@@ -157,7 +157,7 @@ async fn check<D, P, S, N, M, C>(
 where
     D: ConnectionDirectory,
     P: PipelineDirectory,
-    S: ConnectionStateStore + AlertStore + PipelineInventoryStore,
+    S: ConnectionStateStore + AlertStore + PipelineInventoryStore + SilenceStore,
     N: Notifier,
     C: Clock,
 {

@@ -32,7 +32,7 @@ use connwatch::inventory::{InventoryPolicy, entry_for};
 use connwatch::lifecycle::{Lifecycle, LifecycleError, LifecyclePolicy, Outcome, SuppressReason, outcome_metrics};
 use connwatch::ports::{
     AlertStore, Clock, ConnectionStateStore, MetricSink, Notifier, PipelineDirectory, PipelineInventoryStore,
-    StoreError,
+    SilenceStore, StoreError,
 };
 
 /// How long execution records are kept.
@@ -129,7 +129,7 @@ pub async fn handle<P, S, N, M, C>(
 ) -> Result<EventReport, PipelineError>
 where
     P: PipelineDirectory,
-    S: AlertStore + PipelineInventoryStore + ConnectionStateStore,
+    S: AlertStore + PipelineInventoryStore + ConnectionStateStore + SilenceStore,
     N: Notifier,
     M: MetricSink,
     C: Clock,
@@ -197,7 +197,7 @@ async fn decide<P, S, N, M, C>(
 ) -> Result<(), PipelineError>
 where
     P: PipelineDirectory,
-    S: AlertStore + PipelineInventoryStore + ConnectionStateStore,
+    S: AlertStore + PipelineInventoryStore + ConnectionStateStore + SilenceStore,
     N: Notifier,
     C: Clock,
 {
@@ -245,7 +245,7 @@ async fn source_failed<P, S, N, M, C>(
 ) -> Result<(), PipelineError>
 where
     P: PipelineDirectory,
-    S: AlertStore + PipelineInventoryStore + ConnectionStateStore,
+    S: AlertStore + PipelineInventoryStore + ConnectionStateStore + SilenceStore,
     N: Notifier,
     C: Clock,
 {
@@ -313,7 +313,7 @@ async fn source_succeeded<P, S, N, M, C>(
 ) -> Result<(), PipelineError>
 where
     P: PipelineDirectory,
-    S: AlertStore + PipelineInventoryStore + ConnectionStateStore,
+    S: AlertStore + PipelineInventoryStore + ConnectionStateStore + SilenceStore,
     N: Notifier,
     C: Clock,
 {

@@ -12,9 +12,10 @@ use crate::domain::connection::{Connection, ConnectionId};
 use crate::domain::health::ConnectionState;
 use crate::domain::inventory::{ExecutionRecord, InventoryEntry, PipelineInfo};
 use crate::domain::metric::Datum;
+use crate::domain::silence::Silence;
 use crate::ports::{
     AlertRecord, AlertStore, Clock, ConnectionDirectory, ConnectionStateStore, Delivery, DirectoryError, MetricError,
-    MetricSink, Notifier, NotifyError, PipelineDirectory, PipelineInventoryStore, StoreError,
+    MetricSink, Notifier, NotifyError, PipelineDirectory, PipelineInventoryStore, SilenceStore, StoreError,
 };
 use crate::render::{Rendered, render};
 
@@ -100,6 +101,7 @@ impl PipelineDirectory for MemoryPipelines {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inventory: Mutex<BTreeMap<String, InventoryEntry>>,
+    silences: Mutex<BTreeMap<String, Silence>>,
     executions: Mutex<BTreeMap<(String, String), ExecutionRecord>>,
     connections: Mutex<BTreeMap<ConnectionId, ConnectionState>>,
     alerts: Mutex<BTreeMap<DedupKey, AlertRecord>>,
@@ -176,6 +178,18 @@ impl PipelineInventoryStore for MemoryStore {
     async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
         self.injected_failure("PutItem")?;
         lock(&self.executions).insert((record.pipeline.clone(), record.execution_id.clone()), record.clone());
+        Ok(())
+    }
+}
+
+impl SilenceStore for MemoryStore {
+    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
+        Ok(lock(&self.silences).values().cloned().collect())
+    }
+
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        self.injected_failure("PutItem")?;
+        lock(&self.silences).insert(silence.id.clone(), silence.clone());
         Ok(())
     }
 }

@@ -441,7 +441,8 @@ pub fn role_matches(pattern: &str, role_name: &str) -> bool {
     glob(name_only, role_name)
 }
 
-fn glob(pattern: &str, text: &str) -> bool {
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
         Some((prefix, rest)) => {

@@ -94,7 +94,7 @@ metrics! {
         "Notifications published to SNS, by severity.";
     /// Notifications suppressed, by reason.
     NotificationsSuppressed => "NotificationsSuppressed", Count, ["Reason"],
-        "Notifications not sent, by reason (duplicate, not_notified, not_firing, redelivered, no_topic, inhibited).";
+        "Notifications not sent, by reason (duplicate, not_notified, not_firing, redelivered, no_topic, inhibited, silenced).";
     /// Per-connection availability (detailed metrics only).
     ConnectionAvailable => "ConnectionAvailable", Count, ["ConnectionName"],
         "Detailed metrics only: 1 when the named connection is AVAILABLE, else 0.";

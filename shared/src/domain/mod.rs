@@ -8,4 +8,5 @@ pub mod health;
 pub mod inventory;
 pub mod metric;
 pub mod pipeline;
+pub mod silence;
 pub mod text;

@@ -5,6 +5,7 @@ use chrono::TimeZone;
 use super::*;
 use crate::adapters::memory::{ManualClock, MemoryStore, RecordingNotifier};
 use crate::domain::alert::{AlertKind, Resources};
+use crate::domain::silence::Matcher;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap()
@@ -272,6 +273,15 @@ impl AlertStore for RacingStore<'_> {
     }
 }
 
+impl SilenceStore for RacingStore<'_> {
+    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
+        self.inner.list_silences().await
+    }
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        self.inner.put_silence(silence).await
+    }
+}
+
 #[tokio::test]
 async fn two_concurrent_runs_cannot_both_notify() {
     let (store, notifier, clock) = (MemoryStore::default(), RecordingNotifier::default(), ManualClock::new(t0()));
@@ -345,4 +355,92 @@ fn notices_expire_and_problems_do_not_until_resolved() {
     let notice = AlertDraft { kind: AlertKind::ApiConnectionDeleted, ..draft(AlertStatus::Firing, Severity::Critical) };
     let Decision::Notify { record } = decide(None, &notice, t0(), &policy) else { panic!("must notify") };
     assert_eq!(record.expires_at, Some(t0() + chrono::Duration::days(7)));
+}
+
+fn maintenance(from: i64, to: i64, matchers: &[&str]) -> Silence {
+    Silence {
+        id: format!("s-{from}-{to}"),
+        matchers: matchers.iter().map(|m| Matcher::parse(m).unwrap()).collect(),
+        starts_at: minutes(from),
+        ends_at: minutes(to),
+        author: "mary".to_owned(),
+        comment: "Bitbucket workspace migration".to_owned(),
+    }
+}
+
+/// The lifecycle end to end, one row per situation, on the in-memory store: (name, silences,
+/// reports as (minute, status), expected outcome of the last report).
+#[tokio::test]
+async fn lifecycle_table() {
+    use AlertStatus::{Firing, Resolved};
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        Notified(u32),
+        Suppressed(SuppressReason),
+    }
+    let kind_silence = || maintenance(0, 60, &["kind=connection.unhealthy"]);
+    type Row = (&'static str, Vec<Silence>, Vec<(i64, AlertStatus)>, Want);
+    let rows: Vec<Row> = vec![
+        ("firing", vec![], vec![(0, Firing)], Want::Notified(1)),
+        ("duplicate", vec![], vec![(0, Firing), (1, Firing)], Want::Suppressed(SuppressReason::Duplicate)),
+        ("repeat not due", vec![], vec![(0, Firing), (239, Firing)], Want::Suppressed(SuppressReason::Duplicate)),
+        ("repeat due", vec![], vec![(0, Firing), (240, Firing)], Want::Notified(2)),
+        ("resolved", vec![], vec![(0, Firing), (5, Resolved)], Want::Notified(2)),
+        (
+            "resolved without a prior page",
+            vec![kind_silence()],
+            vec![(0, Firing), (5, Resolved)],
+            Want::Suppressed(SuppressReason::NotNotified),
+        ),
+        ("resolved with nothing firing", vec![], vec![(5, Resolved)], Want::Suppressed(SuppressReason::NotFiring)),
+        ("silenced", vec![kind_silence()], vec![(0, Firing)], Want::Suppressed(SuppressReason::Silenced)),
+        (
+            "silenced repeat",
+            vec![kind_silence()],
+            vec![(0, Firing), (30, Firing)],
+            Want::Suppressed(SuppressReason::Silenced),
+        ),
+        ("silence expired", vec![kind_silence()], vec![(0, Firing), (60, Firing)], Want::Notified(1)),
+        (
+            "silence not started",
+            vec![maintenance(10, 60, &["kind=connection.*"])],
+            vec![(0, Firing)],
+            Want::Notified(1),
+        ),
+        ("other silence", vec![maintenance(0, 60, &["kind=pipeline.*"])], vec![(0, Firing)], Want::Notified(1)),
+        (
+            "silence by key prefix",
+            vec![maintenance(0, 60, &["dedup_key_prefix=connection/123456789012/"])],
+            vec![(0, Firing)],
+            Want::Suppressed(SuppressReason::Silenced),
+        ),
+    ];
+    for (name, silences, reports, want) in rows {
+        let (store, notifier, clock) = (MemoryStore::default(), RecordingNotifier::default(), ManualClock::new(t0()));
+        for s in &silences {
+            store.put_silence(s).await.unwrap();
+        }
+        let mut last = None;
+        for (minute, status) in reports {
+            clock.set(minutes(minute));
+            // A fresh lifecycle per report, as each Lambda invocation has its own.
+            let lifecycle = lifecycle(&store, &notifier, &clock);
+            last = Some(lifecycle.process(draft(status, Severity::Critical)).await.unwrap());
+        }
+        let got = match last.unwrap() {
+            Outcome::Notified(alert) => Want::Notified(alert.notification_count),
+            Outcome::Suppressed { reason, .. } => Want::Suppressed(reason),
+        };
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn inhibited_reports_fold_into_their_cause() {
+    let (store, notifier, clock) = (MemoryStore::default(), RecordingNotifier::default(), ManualClock::new(t0()));
+    let lifecycle = lifecycle(&store, &notifier, &clock);
+    lifecycle.process(draft(AlertStatus::Firing, Severity::Critical)).await.unwrap();
+    let key = draft(AlertStatus::Firing, Severity::Critical).dedup_key;
+    assert_eq!(lifecycle.fold_into_firing(std::slice::from_ref(&key), "web-prod").await.unwrap(), Some(key));
+    assert_eq!(notifier.published().len(), 1, "the folded report sends nothing");
 }

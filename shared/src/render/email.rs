@@ -34,6 +34,12 @@ pub fn body(alert: &Alert) -> String {
     lines.extend(alert.links.iter().map(|link| format!("{}: {}", link.title, link.url)));
     lines.push(String::new());
     lines.push(format!("Problem key: {}", alert.dedup_key));
+    if alert.status == AlertStatus::Firing {
+        lines.push(format!(
+            "Silence it during maintenance: connwatch silence add --table <state table> --matcher dedup_key_prefix={} --duration 2h --comment \"why\"",
+            alert.dedup_key
+        ));
+    }
     lines.push("-- connwatch".to_owned());
     lines.join("\n")
 }

@@ -1,4 +1,4 @@
-//! [`ConnectionStateStore`], [`AlertStore`] and [`PipelineInventoryStore`] over one DynamoDB
+//! [`ConnectionStateStore`], [`AlertStore`], [`PipelineInventoryStore`] and [`SilenceStore`] over one DynamoDB
 //! table (DESIGN §4.5).
 //!
 //! # Table
@@ -14,6 +14,7 @@
 //! | processed event | `EVENT#<EventBridge event id>` | `EVENT` | none | always |
 //! | pipeline inventory | `PIPE` | pipeline name | an [`InventoryEntry`] (the pipeline's connection sources nested under `info`) | none: entries are deleted when the pipeline is |
 //! | pipeline execution | `EXEC#<pipeline name>` | execution id | an [`ExecutionRecord`] | always |
+//! | silence | `SILENCE` | silence id | a [`Silence`] | a week after it ends |
 //!
 //! All connection states share one partition so the health check reads them with a single
 //! `Query` (there are tens of connections per account, far from a partition's limits); so do
@@ -41,7 +42,10 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use crate::domain::alert::DedupKey;
 use crate::domain::health::ConnectionState;
 use crate::domain::inventory::{ExecutionRecord, InventoryEntry};
-use crate::ports::{AlertRecord, AlertStore, BoxError, ConnectionStateStore, PipelineInventoryStore, StoreError};
+use crate::domain::silence::Silence;
+use crate::ports::{
+    AlertRecord, AlertStore, BoxError, ConnectionStateStore, PipelineInventoryStore, SilenceStore, StoreError,
+};
 
 /// One DynamoDB item.
 type Item = HashMap<String, AttributeValue>;
@@ -60,6 +64,10 @@ const ALERT: &str = "ALERT";
 const EVENT: &str = "EVENT";
 /// The partition of pipeline inventory entries.
 const PIPE: &str = "PIPE";
+/// The partition of silences.
+const SILENCE: &str = "SILENCE";
+/// How long an ended silence is kept (for `connwatch silence list --all`) before TTL.
+const SILENCE_KEPT_DAYS: i64 = 7;
 
 /// The connwatch state table.
 #[derive(Debug, Clone)]
@@ -256,6 +264,19 @@ impl PipelineInventoryStore for DynamoStore {
         set_expiry(&mut item, Some(record.expires_at));
         item.extend(key_of(&pk, &record.execution_id));
         // Last writer wins: the record of an execution is its latest event's view.
+        self.put(item).await
+    }
+}
+
+impl SilenceStore for DynamoStore {
+    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
+        self.query_partition(SILENCE).await
+    }
+
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        let mut item: Item = to_item(silence).map_err(|e| malformed(item_key(SILENCE, &silence.id), e))?;
+        set_expiry(&mut item, Some(silence.ends_at + chrono::Duration::days(SILENCE_KEPT_DAYS)));
+        item.extend(key_of(SILENCE, &silence.id));
         self.put(item).await
     }
 }
