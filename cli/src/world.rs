@@ -20,6 +20,7 @@ use crate::scenario::Settings;
 pub(crate) const HEALTH_CHECK: &str = "health-check";
 pub(crate) const PIPELINE_EVENTS: &str = "pipeline-events";
 pub(crate) const API_AUDIT: &str = "api-audit";
+pub(crate) const ALARM_ROUTER: &str = "alarm-router";
 
 /// The in-memory adapters and the settings of every handler.
 #[derive(Debug)]
@@ -92,6 +93,7 @@ impl World {
                 Err(error) => failed(HEALTH_CHECK, &error),
             },
             Some(API_AUDIT) => self.api_call(event).await,
+            Some(ALARM_ROUTER) => self.alarm(event).await,
             Some(_) => self.pipeline_event(event).await,
             None => Handled {
                 handler: None,
@@ -147,6 +149,26 @@ impl World {
         }
     }
 
+    async fn alarm(&self, event: &Value) -> Handled {
+        let deps = alarm_router::Deps {
+            store: &self.store,
+            notifier: &self.notifier,
+            metrics: &self.metrics,
+            clock: &self.clock,
+            policy: alarm_router::RouterPolicy::default(),
+            lifecycle: self.lifecycle.clone(),
+        };
+        match alarm_router::handle(event, &deps).await {
+            Ok(report) => Handled {
+                handler: Some(ALARM_ROUTER),
+                skipped: report.skipped,
+                decision: report.decision,
+                outcomes: report.outcomes,
+            },
+            Err(error) => failed(ALARM_ROUTER, &error_chain(&error)),
+        }
+    }
+
     /// Adds a silence to the world's store.
     pub(crate) async fn add_silence(&self, silence: &connwatch::domain::silence::Silence) {
         // The in-memory store fails only when told to, and nothing here tells it to.
@@ -182,6 +204,7 @@ pub(crate) fn route(event: &Value) -> Option<&'static str> {
         ) => Some(API_AUDIT),
         ("aws.codepipeline", _) => Some(PIPELINE_EVENTS),
         ("aws.events", "Scheduled Event") => Some(HEALTH_CHECK),
+        ("aws.cloudwatch", alarm_router::DETAIL_TYPE) => Some(ALARM_ROUTER),
         _ => None,
     }
 }

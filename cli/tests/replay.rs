@@ -149,3 +149,19 @@ fn cloudtrail_fixtures_show_the_rule_that_matched_or_that_none_did() {
         }
     }
 }
+
+#[test]
+fn alarm_state_changes_are_routed_to_the_alarm_router() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/alarms");
+    let alarm = dir.join("heartbeat-alarm.json");
+    let ok = dir.join("heartbeat-ok.json");
+    let (code, stdout, stderr) =
+        replay(&["--format", "json", alarm.to_str().expect("utf-8"), ok.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines = json_lines(&stdout);
+    let notifications: Vec<_> = lines.iter().filter(|l| l["type"] == "notification").collect();
+    assert_eq!(notifications.len(), 2);
+    assert_eq!(notifications[0]["handler"], "alarm-router");
+    assert_eq!(notifications[0]["alert"]["kind"], "alarm");
+    assert_eq!(notifications[1]["alert"]["status"], "resolved");
+}

@@ -49,6 +49,9 @@ pub const NOTIFY_PIPELINE_FAILURES: &str = "CONNWATCH_NOTIFY_PIPELINE_FAILURES";
 /// ARNs, `*` wildcards; default none).
 pub const WATCHED_ROLES: &str = "CONNWATCH_WATCHED_ROLES";
 
+/// Only alarms whose name starts with this are routed (default `connwatch-`).
+pub const ALARM_PREFIX: &str = "CONNWATCH_ALARM_PREFIX";
+
 /// A configuration value that is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -170,6 +173,30 @@ impl ApiAuditConfig {
                 .get(WATCHED_ROLES)
                 .map(|v| v.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),
+        })
+    }
+}
+
+/// Settings of the alarm-router function.
+#[derive(Debug, Clone)]
+pub struct AlarmRouterConfig {
+    /// Shared settings.
+    pub common: CommonConfig,
+    /// The alarm name prefix of this stack's alarms.
+    pub alarm_prefix: String,
+}
+
+impl AlarmRouterConfig {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&Env(|name: &str| std::env::var(name).ok()))
+    }
+
+    /// Reads the settings through a lookup function.
+    pub fn from_lookup<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: CommonConfig::from_lookup(env)?,
+            alarm_prefix: env.get(ALARM_PREFIX).unwrap_or_else(|| "connwatch-".to_owned()),
         })
     }
 }

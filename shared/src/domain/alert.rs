@@ -454,6 +454,7 @@ mod docs_tests {
         AlertKind::ApiIamChanged,
         AlertKind::ApiConnectionCreated,
         AlertKind::ApiPipelineChanged,
+        AlertKind::Alarm,
     ];
 
     #[test]
