@@ -251,3 +251,59 @@ async fn a_diagnosed_source_failure_arrives_in_sqs_and_its_success_resolves_it()
     let resolved: Alert = serde_json::from_str(&bodies[0]).unwrap();
     assert_eq!((resolved.status, resolved.dedup_key), (AlertStatus::Resolved, alert.dedup_key));
 }
+
+#[tokio::test]
+async fn each_severity_reaches_its_own_topic_with_the_sqs_body() {
+    use connwatch::ports::Notifier;
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk_config().await;
+    let (sns, sqs) = (aws_sdk_sns::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk));
+    let mut topics = Topics::default();
+    let mut queues = Vec::new();
+    for (severity, slot) in [
+        (Severity::Critical, &mut topics.critical),
+        (Severity::Warning, &mut topics.warning),
+        (Severity::Info, &mut topics.info),
+    ] {
+        let arn = sns.create_topic().name(unique(severity.as_str())).send().await.unwrap().topic_arn.unwrap();
+        queues.push((severity, subscribed_queue(&sns, &sqs, &arn, false).await));
+        *slot = Some(arn);
+    }
+    let notifier = SnsNotifier::new(sns.clone(), topics);
+    let alerts: Vec<Alert> = [Severity::Critical, Severity::Warning, Severity::Info]
+        .into_iter()
+        .map(|severity| {
+            let mut record = record(1);
+            record.severity = severity;
+            connwatch::domain::alert::AlertDraft {
+                dedup_key: DedupKey::from_stored(format!("test/{}", severity.as_str())),
+                status: AlertStatus::Firing,
+                severity,
+                kind: AlertKind::ConnectionUnhealthy,
+                title: format!("A {severity} problem"),
+                summary: "s".to_owned(),
+                cause: None,
+                account: "123456789012".to_owned(),
+                region: "us-east-1".to_owned(),
+                resources: record.resources,
+                affected_pipelines: vec![],
+                occurred_at: t0(),
+                source_event_id: None,
+                links: vec![],
+            }
+            .into_alert(format!("id-{severity}"), "docs/alerts.md#x".to_owned(), t0(), 1)
+        })
+        .collect();
+    for alert in &alerts {
+        notifier.publish(alert).await.unwrap();
+    }
+    for ((severity, queue), alert) in queues.iter().zip(&alerts) {
+        let bodies = drain(&sqs, queue, Duration::from_millis(1500)).await;
+        assert_eq!(bodies.len(), 1, "{severity}: {bodies:?}");
+        let envelope: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+        // With MessageStructure=json, an SQS subscriber gets the `sqs` body: the canonical alert.
+        let delivered: Alert = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+        assert_eq!(&delivered, alert, "{severity}");
+        assert_eq!(envelope["Subject"], format!("[FIRING {severity}] A {severity} problem"));
+    }
+}
