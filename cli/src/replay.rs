@@ -31,11 +31,22 @@ pub(crate) fn read_events(files: &[PathBuf]) -> Result<Vec<Value>, ReplayError> 
         match serde_json::from_str::<Value>(&text)
             .map_err(|source| ReplayError::NotJson { path: path.clone(), source })?
         {
-            Value::Array(items) => events.extend(items),
-            single => events.push(single),
+            Value::Array(items) => events.extend(items.into_iter().map(unwrap_failure_record)),
+            single => events.push(unwrap_failure_record(single)),
         }
     }
     Ok(events)
+}
+
+/// Messages from a Lambda on-failure destination wrap the event in `requestPayload`; replay
+/// takes them as they sit in the DLQ.
+fn unwrap_failure_record(value: Value) -> Value {
+    match value {
+        Value::Object(mut record) if record.contains_key("requestPayload") && record.contains_key("requestContext") => {
+            record.remove("requestPayload").unwrap_or(Value::Null)
+        }
+        other => other,
+    }
 }
 
 /// The world replay starts from: empty, or a scenario's connections and pipelines with one

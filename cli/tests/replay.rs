@@ -165,3 +165,23 @@ fn alarm_state_changes_are_routed_to_the_alarm_router() {
     assert_eq!(notifications[0]["alert"]["kind"], "alarm");
     assert_eq!(notifications[1]["alert"]["status"], "resolved");
 }
+
+#[test]
+fn dead_letter_records_from_lambda_destinations_are_unwrapped() {
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("action-connection-source-failed-permission.json")).expect("read"),
+    )
+    .expect("json");
+    let record = serde_json::json!({
+        "version": "1.0",
+        "timestamp": "2026-12-04T10:05:03.000Z",
+        "requestContext": {"requestId": "r", "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:f", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+    });
+    let path = std::env::temp_dir().join(format!("connwatch-dlq-{}.json", std::process::id()));
+    std::fs::write(&path, record.to_string()).expect("write");
+    let (code, stdout, _) = replay(&["--format", "json", path.to_str().expect("utf-8")]);
+    assert_eq!(code, 0);
+    assert!(json_lines(&stdout).iter().any(|l| l["type"] == "notification" && l["handler"] == "pipeline-events"));
+}

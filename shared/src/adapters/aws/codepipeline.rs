@@ -49,7 +49,8 @@ impl AwsPipelineDirectory {
 
 impl PipelineDirectory for AwsPipelineDirectory {
     async fn list_pipeline_names(&self) -> Result<Vec<String>, DirectoryError> {
-        let mut pages = self.client.list_pipelines().into_paginator().send();
+        // The largest page the API allows: fewer calls per run in accounts with many pipelines.
+        let mut pages = self.client.list_pipelines().max_results(1000).into_paginator().send();
         let mut names = Vec::new();
         let mut page_number = 0_u32;
         while let Some(page) = pages.next().await {
