@@ -6,6 +6,8 @@
 //! - resolved → notify once, and only if a firing notification went out (`not_notified`
 //!   otherwise; `not_firing` when nothing is open);
 //! - a redelivered EventBridge event (same id) → `redelivered`;
+//! - a firing report whose cause is firing (`domain::inhibit`) → `inhibited`: folded into the
+//!   cause's alert, its pipelines added to the cause's `affected_pipelines`;
 //! - a firing report matched by an active silence → `silenced`; the record is kept, so when
 //!   the silence ends and the problem still fires, it is notified then. Resolutions are not
 //!   silenced: whoever got the page also learns that it ended.
@@ -20,6 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::domain::alert::{Alert, AlertDraft, AlertStatus, DedupKey, Severity};
+use crate::domain::inhibit::inhibitors;
 use crate::domain::metric::{Datum, MetricName};
 use crate::domain::silence::Silence;
 use crate::ports::{AlertRecord, AlertStore, Clock, Delivery, Notifier, NotifyError, SilenceStore, StoreError};
@@ -162,6 +165,12 @@ impl<S: AlertStore + SilenceStore, N: Notifier, C: Clock> Lifecycle<S, N, C> {
     /// Decides, records and (when due) publishes one report.
     #[tracing::instrument(skip_all, fields(dedup_key = %draft.dedup_key, status = draft.status.as_str()))]
     pub async fn process(&self, draft: AlertDraft) -> Result<Outcome, LifecycleError> {
+        if draft.status == AlertStatus::Firing
+            && self.fold_into_firing(&inhibitors(&draft), &draft.affected_pipelines).await?.is_some()
+        {
+            tracing::info!(reason = SuppressReason::Inhibited.as_str(), "notification suppressed");
+            return Ok(suppressed(&draft, SuppressReason::Inhibited));
+        }
         let silenced = self.is_silenced(&draft, self.clock.now()).await?;
         for _ in 0..MAX_ATTEMPTS {
             let now = self.clock.now();
@@ -246,13 +255,13 @@ impl<S: AlertStore + SilenceStore, N: Notifier, C: Clock> Lifecycle<S, N, C> {
         }
     }
 
-    /// Folds a pipeline into the first of `keys` that is firing (inhibition): the pipeline is
-    /// added to that alert's `affected_pipelines` instead of being paged on its own. Returns
-    /// the key it was folded into, or `None` when none of them is firing.
+    /// Folds pipelines into the first of `keys` that is firing (inhibition): they are added
+    /// to that alert's `affected_pipelines` instead of being paged on their own. Returns the
+    /// key they were folded into, or `None` when none of them is firing.
     pub async fn fold_into_firing(
         &self,
         keys: &[DedupKey],
-        pipeline: &str,
+        pipelines: &[String],
     ) -> Result<Option<DedupKey>, LifecycleError> {
         for key in keys {
             for _ in 0..MAX_ATTEMPTS {
@@ -260,11 +269,12 @@ impl<S: AlertStore + SilenceStore, N: Notifier, C: Clock> Lifecycle<S, N, C> {
                 if record.status != AlertStatus::Firing {
                     break;
                 }
-                if record.affected_pipelines.iter().any(|p| p == pipeline) {
+                if pipelines.iter().all(|p| record.affected_pipelines.contains(p)) {
                     return Ok(Some(key.clone()));
                 }
                 let mut next = record.clone();
-                next.affected_pipelines.push(pipeline.to_owned());
+                next.affected_pipelines
+                    .extend(pipelines.iter().filter(|p| !record.affected_pipelines.contains(p)).cloned());
                 next.affected_pipelines.sort();
                 next.suppressed_count += 1;
                 next.version = record.version + 1;

@@ -23,7 +23,6 @@
 use connwatch::domain::alert::{AlertDraft, AlertKind, AlertStatus, DedupKey, Link, Resources, Severity};
 use connwatch::domain::connection::ConnectionArn;
 use connwatch::domain::diagnosis::{self, Diagnosis, Signals};
-use connwatch::domain::health::ConnectionProblem;
 use connwatch::domain::inventory::{ExecutionRecord, InventoryEntry, SourceAction};
 use connwatch::domain::metric::{Datum, MetricName};
 use connwatch::domain::pipeline::{self, ExecutionResult, ExecutionState, Parsed, PipelineEvent, Scope};
@@ -271,22 +270,6 @@ where
     report.metrics.push(metric);
     let streak = bump_streak(entry, deps, true).await?;
 
-    if let Some(arn) = &connection {
-        let keys: Vec<DedupKey> =
-            [ConnectionProblem::Unhealthy, ConnectionProblem::Pending, ConnectionProblem::Deleted]
-                .map(|p| p.dedup_key(arn))
-                .into();
-        if let Some(key) = lifecycle.fold_into_firing(&keys, &event.pipeline).await.map_err(PipelineError::Lifecycle)? {
-            report.outcomes.push(Outcome::Suppressed {
-                dedup_key: source_failed_key(event),
-                severity: Severity::Warning,
-                reason: SuppressReason::Inhibited,
-            });
-            report.decision = format!("source failed ({}): folded into {key}", diagnosis.cause.as_str());
-            report.diagnosis = Some(diagnosis);
-            return Ok(());
-        }
-    }
     let severity = if streak >= deps.policy.escalate_after { Severity::Critical } else { Severity::Warning };
     let draft = source_failed_draft(
         event,
@@ -297,9 +280,17 @@ where
         severity,
         streak,
     );
-    report.outcomes.push(lifecycle.process(draft).await.map_err(PipelineError::Lifecycle)?);
-    report.decision =
-        format!("source failed ({}, streak {streak}): pipeline.source_failed {severity}", diagnosis.cause.as_str());
+    // While the connection has a firing alert, the lifecycle folds this failure into it.
+    let outcome = lifecycle.process(draft).await.map_err(PipelineError::Lifecycle)?;
+    report.decision = match &outcome {
+        Outcome::Suppressed { reason: SuppressReason::Inhibited, .. } => {
+            format!("source failed ({}): folded into the connection's alert", diagnosis.cause.as_str())
+        }
+        _ => {
+            format!("source failed ({}, streak {streak}): pipeline.source_failed {severity}", diagnosis.cause.as_str())
+        }
+    };
+    report.outcomes.push(outcome);
     report.diagnosis = Some(diagnosis);
     Ok(())
 }

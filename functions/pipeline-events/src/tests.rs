@@ -4,7 +4,7 @@ use chrono::{TimeZone, Utc};
 use connwatch::adapters::memory::{ManualClock, MemoryPipelines, MemoryStore, RecordingMetrics, RecordingNotifier};
 use connwatch::domain::alert::{Alert, Cause};
 use connwatch::domain::connection::{ConnectionArn, ConnectionStatus, ProviderType};
-use connwatch::domain::health::ConnectionState;
+use connwatch::domain::health::{ConnectionProblem, ConnectionState};
 use connwatch::domain::inventory::PipelineInfo;
 use serde_json::Value;
 

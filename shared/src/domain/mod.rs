@@ -5,6 +5,7 @@ pub mod audit;
 pub mod connection;
 pub mod diagnosis;
 pub mod health;
+pub mod inhibit;
 pub mod inventory;
 pub mod metric;
 pub mod pipeline;

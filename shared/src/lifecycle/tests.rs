@@ -323,16 +323,16 @@ async fn pipelines_fold_into_a_firing_alert_and_appear_in_its_next_notification(
     let key = draft(AlertStatus::Firing, Severity::Critical).dedup_key;
     let other = DedupKey::from_stored("connection/123456789012/eu-west-1/abc/pending".to_owned());
     assert_eq!(
-        lifecycle.fold_into_firing(std::slice::from_ref(&key), "web-prod").await.unwrap(),
+        lifecycle.fold_into_firing(std::slice::from_ref(&key), &["web-prod".to_owned()]).await.unwrap(),
         None,
         "nothing firing yet"
     );
 
     lifecycle.process(draft(AlertStatus::Firing, Severity::Critical)).await.unwrap();
-    let folded = lifecycle.fold_into_firing(&[other, key.clone()], "web-prod").await.unwrap();
+    let folded = lifecycle.fold_into_firing(&[other, key.clone()], &["web-prod".to_owned()]).await.unwrap();
     assert_eq!(folded, Some(key.clone()));
-    lifecycle.fold_into_firing(std::slice::from_ref(&key), "api-prod").await.unwrap();
-    lifecycle.fold_into_firing(std::slice::from_ref(&key), "web-prod").await.unwrap();
+    lifecycle.fold_into_firing(std::slice::from_ref(&key), &["api-prod".to_owned()]).await.unwrap();
+    lifecycle.fold_into_firing(std::slice::from_ref(&key), &["web-prod".to_owned()]).await.unwrap();
     assert_eq!(store.alerts()[&key].affected_pipelines, ["api-prod", "web-prod"]);
 
     clock.set(minutes(30));
@@ -441,6 +441,9 @@ async fn inhibited_reports_fold_into_their_cause() {
     let lifecycle = lifecycle(&store, &notifier, &clock);
     lifecycle.process(draft(AlertStatus::Firing, Severity::Critical)).await.unwrap();
     let key = draft(AlertStatus::Firing, Severity::Critical).dedup_key;
-    assert_eq!(lifecycle.fold_into_firing(std::slice::from_ref(&key), "web-prod").await.unwrap(), Some(key));
+    assert_eq!(
+        lifecycle.fold_into_firing(std::slice::from_ref(&key), &["web-prod".to_owned()]).await.unwrap(),
+        Some(key)
+    );
     assert_eq!(notifier.published().len(), 1, "the folded report sends nothing");
 }
