@@ -56,16 +56,7 @@ pub(crate) async fn world(state: Option<&Scenario>) -> World {
     let Some(scenario) = state else {
         return World::new(DateTime::<Utc>::UNIX_EPOCH, &crate::scenario::Settings::default());
     };
-    let world = World::new(scenario.start, &scenario.settings);
-    for connection in &scenario.initial {
-        world.directory.upsert(connection.clone());
-    }
-    for pipeline in &scenario.pipelines {
-        world.pipelines.upsert(pipeline.clone());
-    }
-    for silence in &scenario.silences {
-        world.add_silence(silence).await;
-    }
+    let world = World::from_scenario(scenario).await;
     // A setup failure leaves an empty state, which the output then shows.
     let _setup = world.health_check(&json!({"source": "connwatch replay --state"})).await;
     world.drain();

@@ -30,16 +30,7 @@ pub(crate) struct StepResult {
 /// Runs a scenario and returns what each step produced. Each step applies its changes, runs
 /// the health check once (as the schedule would), then delivers its events.
 pub(crate) async fn run(scenario: &Scenario) -> Vec<StepResult> {
-    let world = World::new(scenario.start, &scenario.settings);
-    for connection in &scenario.initial {
-        world.directory.upsert(connection.clone());
-    }
-    for pipeline in &scenario.pipelines {
-        world.pipelines.upsert(pipeline.clone());
-    }
-    for silence in &scenario.silences {
-        world.add_silence(silence).await;
-    }
+    let world = World::from_scenario(scenario).await;
     let mut results = Vec::with_capacity(scenario.steps.len());
     for step in &scenario.steps {
         world.clock.set(step.at);

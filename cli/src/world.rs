@@ -64,6 +64,21 @@ impl World {
         }
     }
 
+    /// A world holding a scenario's initial connections, pipelines and silences.
+    pub(crate) async fn from_scenario(scenario: &crate::scenario::Scenario) -> Self {
+        let world = Self::new(scenario.start, &scenario.settings);
+        for connection in &scenario.initial {
+            world.directory.upsert(connection.clone());
+        }
+        for pipeline in &scenario.pipelines {
+            world.pipelines.upsert(pipeline.clone());
+        }
+        for silence in &scenario.silences {
+            world.add_silence(silence).await;
+        }
+        world
+    }
+
     /// Runs the health check once, through the Lambda's own `handle`.
     pub(crate) async fn health_check(&self, input: &Value) -> Result<health_check::RunReport, String> {
         let deps = health_check::Deps {
@@ -170,7 +185,7 @@ impl World {
     }
 
     /// Adds a silence to the world's store.
-    pub(crate) async fn add_silence(&self, silence: &connwatch::domain::silence::Silence) {
+    async fn add_silence(&self, silence: &connwatch::domain::silence::Silence) {
         // The in-memory store fails only when told to, and nothing here tells it to.
         if let Err(error) = connwatch::ports::SilenceStore::put_silence(&self.store, silence).await {
             tracing::error!(error = %error, "silence not stored");

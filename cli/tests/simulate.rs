@@ -147,7 +147,10 @@ fn text_output_is_a_readable_timeline() {
     assert!(stdout.contains("09:10     CRITICAL  FIRING    Connection bitbucket-prod is ERROR"), "{stdout}");
     assert!(stdout.contains("RESOLVED  Connection bitbucket-prod is AVAILABLE again"));
     assert!(stdout.contains("Notifications: 8 (critical 3, warning 5)"), "{stdout}");
-    assert!(stdout.contains("web-prod: source failed (connection_unavailable): folded into the connection's alert"), "{stdout}");
+    assert!(
+        stdout.contains("web-prod: source failed (connection_unavailable): folded into the connection's alert"),
+        "{stdout}"
+    );
     assert!(stdout.contains("HealthCheckRuns"));
 }
 
