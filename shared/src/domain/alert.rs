@@ -80,10 +80,10 @@ macro_rules! kinds {
                 match self { $(Self::$variant => $text,)+ }
             }
 
-            /// Whether alerts of this kind are one-off notices (API calls) that never resolve;
-            /// their lifecycle records expire after the retention period.
+            /// Whether alerts of this kind are one-off notices (API calls, a deletion) that
+            /// never resolve; their lifecycle records expire after the retention period.
             pub fn is_notice(self) -> bool {
-                self.as_str().starts_with("api.")
+                self.as_str().starts_with("api.") || self == Self::ConnectionDeleted
             }
 
             /// The anchor of the kind's runbook section in docs/alerts.md.
