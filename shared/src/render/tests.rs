@@ -101,3 +101,51 @@ fn a_huge_summary_is_cut_too() {
     let r = render(&a);
     assert!(r.sns_message().len() <= MESSAGE_MAX_BYTES);
 }
+
+/// Snapshot tests: every body of every kind, firing and resolved, compared with the files in
+/// tests/fixtures/snapshots/. Run with `UPDATE_SNAPSHOTS=1` to rewrite them after an intended
+/// change, then review the diff.
+#[test]
+fn bodies_match_their_snapshots() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/snapshots");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut mismatches = Vec::new();
+    for kind in AlertKind::ALL {
+        for status in [AlertStatus::Firing, AlertStatus::Resolved] {
+            let r = render(&alert(*kind, status));
+            let https: serde_json::Value = serde_json::from_str(&r.https).unwrap();
+            let text = format!(
+                "subject: {}\n\n--- email ---\n{}\n\n--- https ---\n{}\n\n--- default/sqs/lambda ---\n{}\n",
+                r.subject,
+                r.email,
+                serde_json::to_string_pretty(&sorted(&https)).unwrap(),
+                r.message
+            );
+            let path = dir.join(format!("{}.{}.txt", kind.as_str(), status.as_str()));
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &text).unwrap();
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                mismatches.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "bodies differ from their snapshots (UPDATE_SNAPSHOTS=1 to accept): {mismatches:#?}"
+    );
+}
+
+/// The value with object keys in sorted order, whatever map serde_json was built with, so the
+/// snapshots do not depend on which crates enable `preserve_order`.
+fn sorted(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
