@@ -67,12 +67,15 @@ impl Rendered {
 /// size limit.
 pub fn render(alert: &Alert) -> Rendered {
     let mut rendered = render_all(alert);
+    // Sizing builds the whole SNS message; do it once per candidate, not once per check.
+    let mut size = rendered.sns_message().len();
     let mut keep = alert.affected_pipelines.len();
-    while rendered.sns_message().len() > MESSAGE_MAX_BYTES && keep > 0 {
+    while size > MESSAGE_MAX_BYTES && keep > 0 {
         keep /= 2;
         rendered = render_all(&cut(alert, keep));
+        size = rendered.sns_message().len();
     }
-    if rendered.sns_message().len() > MESSAGE_MAX_BYTES {
+    if size > MESSAGE_MAX_BYTES {
         // Even without lists it is too big: the summary itself is huge. Cut it too.
         let mut cut = cut(alert, 0);
         cut.summary = clean(&cut.summary, CUT_SUMMARY_CHARS);
