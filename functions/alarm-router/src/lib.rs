@@ -138,9 +138,9 @@ where
     if let Err(error) = deps.metrics.emit(&metrics).await {
         tracing::warn!(error = ?error, "metrics could not be emitted");
     }
-    Ok(RouterReport {
-        skipped: None, decision: format!("alarm {name} → {}", status.as_str()), outcomes: vec![outcome]
-    })
+    let decision = format!("alarm {name} → {}", status.as_str());
+    tracing::info!(%decision, "alarm state change handled");
+    Ok(RouterReport { skipped: None, decision, outcomes: vec![outcome] })
 }
 
 /// The heartbeat alarm: missing data there means the checker stopped.
