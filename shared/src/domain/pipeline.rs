@@ -413,6 +413,24 @@ mod tests {
     }
 
     #[test]
+    fn every_state_of_every_detail_type_parses_to_a_known_state() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/codepipeline");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if !name.starts_with("state-") {
+                continue;
+            }
+            let parsed = event(&serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap());
+            assert!(!matches!(parsed.state, ExecutionState::Unknown(_)), "{name}");
+            assert!(name.ends_with(&format!("-{}.json", parsed.state.as_str().to_lowercase())), "{name}");
+            seen += 1;
+        }
+        assert_eq!(seen, 8 + 7 + 5, "every documented state of the three detail types");
+    }
+
+    #[test]
     fn float_and_string_versions_are_accepted() {
         let failed = event(&fixture!("pipeline-failed.json"));
         assert_eq!(failed.pipeline_version.as_deref(), Some("4"));
