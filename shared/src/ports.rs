@@ -235,6 +235,14 @@ pub struct MetricError {
 pub trait MetricSink {
     /// Emits the datums (in Lambda as EMF on stdout; elsewhere `PutMetricData`).
     async fn emit(&self, datums: &[Datum]) -> Result<(), MetricError>;
+
+    /// Emits the datums, logging a failure instead of returning it: metrics are a side
+    /// channel, and losing them must not fail (and re-run) the work they describe.
+    async fn emit_best_effort(&self, datums: &[Datum]) {
+        if let Err(error) = self.emit(datums).await {
+            tracing::warn!(error = ?error, "metrics could not be emitted");
+        }
+    }
 }
 
 /// The time, injected so rules and tests agree on "now".

@@ -135,9 +135,7 @@ where
     let lifecycle = Lifecycle::new(&deps.store, &deps.notifier, &deps.clock, deps.lifecycle.clone());
     let outcome = lifecycle.process(draft).await.map_err(RouterError::Lifecycle)?;
     let metrics = outcome_metrics(std::slice::from_ref(&outcome), deps.clock.now());
-    if let Err(error) = deps.metrics.emit(&metrics).await {
-        tracing::warn!(error = ?error, "metrics could not be emitted");
-    }
+    deps.metrics.emit_best_effort(&metrics).await;
     let decision = format!("alarm {name} → {}", status.as_str());
     tracing::info!(%decision, "alarm state change handled");
     Ok(RouterReport { skipped: None, decision, outcomes: vec![outcome] })

@@ -140,7 +140,7 @@ where
             Datum::new(MetricName::NotificationsSuppressed, 1.0, now)
                 .with("Reason", SuppressReason::Redelivered.as_str()),
         ];
-        emit(deps, &report.metrics).await;
+        deps.metrics.emit_best_effort(&report.metrics).await;
         return Ok(report);
     }
     report.metrics.push(
@@ -164,15 +164,9 @@ where
     }
     report.metrics.extend(outcome_metrics(&report.outcomes, now));
     lifecycle.mark_processed(&call.id).await.map_err(AuditHandlerError::Store)?;
-    emit(deps, &report.metrics).await;
+    deps.metrics.emit_best_effort(&report.metrics).await;
     tracing::info!(decision = %report.decision, principal = ?call.principal.arn, "event handled");
     Ok(report)
-}
-
-async fn emit<S, N, M: MetricSink, C>(deps: &Deps<S, N, M, C>, datums: &[Datum]) {
-    if let Err(error) = deps.metrics.emit(datums).await {
-        tracing::warn!(error = ?error, "metrics could not be emitted");
-    }
 }
 
 /// What the rules need from the inventory and the settings.

@@ -143,10 +143,7 @@ where
             datums.push(Datum::new(MetricName::HealthCheckErrors, 1.0, now).with("Reason", error.reason()));
         }
     }
-    if let Err(error) = deps.metrics.emit(&datums).await {
-        // Metrics are a side channel: losing them must not fail (and re-run) the check.
-        tracing::warn!(error = ?error, "metrics could not be emitted");
-    }
+    deps.metrics.emit_best_effort(&datums).await;
     result
 }
 

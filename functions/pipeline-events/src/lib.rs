@@ -170,21 +170,15 @@ where
             Datum::new(MetricName::NotificationsSuppressed, 1.0, deps.clock.now())
                 .with("Reason", SuppressReason::Redelivered.as_str()),
         ];
-        emit(deps, &report.metrics).await;
+        deps.metrics.emit_best_effort(&report.metrics).await;
         return Ok(report);
     }
     decide(&event, deps, &lifecycle, &mut report).await?;
     report.metrics.extend(outcome_metrics(&report.outcomes, deps.clock.now()));
     lifecycle.mark_processed(&event.id).await.map_err(PipelineError::Store)?;
-    emit(deps, &report.metrics).await;
+    deps.metrics.emit_best_effort(&report.metrics).await;
     tracing::info!(decision = %report.decision, "event handled");
     Ok(report)
-}
-
-async fn emit<P, S, N, M: MetricSink, C>(deps: &Deps<P, S, N, M, C>, datums: &[Datum]) {
-    if let Err(error) = deps.metrics.emit(datums).await {
-        tracing::warn!(error = ?error, "metrics could not be emitted");
-    }
 }
 
 /// Routes the event to the rule for its scope and state.
